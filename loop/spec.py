@@ -1,0 +1,535 @@
+"""Campaign specs: a TOML file validated with pydantic.
+
+A spec names the design space (parameters or a candidate pool), the objectives, optional outcome
+constraints, the budget and stop rule, and the surrogate and acquisition by name. Every problem is
+reported as a `SpecError` naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from loop.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "CampaignSpec",
+    "FloatParameter",
+    "IntParameter",
+    "CategoricalParameter",
+    "CompositionParameter",
+    "Parameter",
+    "PoolSpec",
+    "Objective",
+    "OutcomeConstraint",
+    "StopRule",
+    "ModelSpec",
+    "SimulatorSpec",
+    "RESERVED_COLUMNS",
+    "load_spec",
+    "parse_spec",
+]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+#: Column names that ingest and export give a meaning of their own.
+RESERVED_COLUMNS = frozenset(
+    {
+        "measurement_id",
+        "proposal_id",
+        "replicate",
+        "source",
+        "operator",
+        "instrument",
+        "raw_sha256",
+        "measured_at",
+        "notes",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must start with a letter or '_' and hold only letters, digits, "
+            "'_', '.' or '-'"
+        )
+    return value
+
+
+class FloatParameter(_Strict):
+    """A real-valued parameter in `[low, high]`, optionally searched on a log scale."""
+
+    type: Literal["float"] = "float"
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    unit: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "parameter name")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> FloatParameter:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"bounds of '{self.name}' must be finite numbers")
+        if self.low >= self.high:
+            raise ValueError(
+                f"empty bounds for '{self.name}': low={self.low} must be below high={self.high}"
+            )
+        if self.log and self.low <= 0:
+            raise ValueError(f"'{self.name}' has log = true, so low must be > 0 (got {self.low})")
+        return self
+
+
+class IntParameter(_Strict):
+    """An integer parameter in `[low, high]` (both included)."""
+
+    type: Literal["int"] = "int"
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    unit: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "parameter name")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntParameter:
+        if self.low >= self.high:
+            raise ValueError(
+                f"empty bounds for '{self.name}': low={self.low} must be below high={self.high}"
+            )
+        if self.log and self.low <= 0:
+            raise ValueError(f"'{self.name}' has log = true, so low must be > 0 (got {self.low})")
+        return self
+
+
+class CategoricalParameter(_Strict):
+    """A parameter taking one of a list of named choices."""
+
+    type: Literal["categorical"] = "categorical"
+    name: str
+    choices: list[str]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "parameter name")
+
+    @model_validator(mode="after")
+    def _choices(self) -> CategoricalParameter:
+        if len(self.choices) < 2:
+            raise ValueError(f"'{self.name}' needs at least two choices, got {self.choices}")
+        dup = sorted({c for c in self.choices if self.choices.count(c) > 1})
+        if dup:
+            raise ValueError(f"'{self.name}' lists choices more than once: {dup}")
+        return self
+
+
+class CompositionParameter(_Strict):
+    """Fractions of named elements that sum to `total`, each within optional min/max bounds.
+
+    In ingest files each element is a column of its own (`Fe`, `Ni`, ...), or the parameter's
+    name is a column holding a formula (`Fe0.7Ni0.3`).
+    """
+
+    type: Literal["composition"] = "composition"
+    name: str
+    elements: list[str]
+    min: dict[str, float] = Field(default_factory=dict)
+    max: dict[str, float] = Field(default_factory=dict)
+    total: float = 1.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "parameter name")
+
+    @field_validator("elements")
+    @classmethod
+    def _elements(cls, v: list[str]) -> list[str]:
+        from pymatgen.core.periodic_table import Element
+
+        if len(v) < 2:
+            raise ValueError(f"a composition needs at least two elements, got {v}")
+        dup = sorted({e for e in v if v.count(e) > 1})
+        if dup:
+            raise ValueError(f"elements listed more than once: {dup}")
+        bad = [e for e in v if not Element.is_valid_symbol(e)]
+        if bad:
+            raise ValueError(f"not chemical element symbols: {bad} (use symbols such as 'Fe')")
+        return v
+
+    def lower(self, element: str) -> float:
+        return float(self.min.get(element, 0.0))
+
+    def upper(self, element: str) -> float:
+        return float(self.max.get(element, self.total))
+
+    @model_validator(mode="after")
+    def _fractions(self) -> CompositionParameter:
+        for key, table in (("min", self.min), ("max", self.max)):
+            unknown = sorted(set(table) - set(self.elements))
+            if unknown:
+                raise ValueError(
+                    f"{key} names elements not in elements of '{self.name}': {unknown}"
+                )
+        if self.total <= 0:
+            raise ValueError(f"total of '{self.name}' must be > 0, got {self.total}")
+        for el in self.elements:
+            lo, hi = self.lower(el), self.upper(el)
+            if not (0.0 <= lo <= hi <= self.total):
+                raise ValueError(
+                    f"fraction bounds of {el} in '{self.name}' must satisfy "
+                    f"0 <= min <= max <= total ({self.total}); got min={lo}, max={hi}"
+                )
+            if lo == hi:
+                raise ValueError(
+                    f"min and max of {el} in '{self.name}' are both {lo}: the element is fixed; "
+                    "leave it out of the composition instead"
+                )
+        lo_sum = sum(self.lower(e) for e in self.elements)
+        hi_sum = sum(self.upper(e) for e in self.elements)
+        if lo_sum > self.total + 1e-9 or hi_sum < self.total - 1e-9:
+            raise ValueError(
+                f"no composition of '{self.name}' sums to {self.total}: the mins add to "
+                f"{lo_sum:g} and the maxes to {hi_sum:g}; loosen min or max"
+            )
+        return self
+
+
+Parameter = Annotated[
+    Union[FloatParameter, IntParameter, CategoricalParameter, CompositionParameter],
+    Field(discriminator="type"),
+]
+
+
+class PoolSpec(_Strict):
+    """A discrete candidate pool read from a CSV file.
+
+    `columns` maps parameter names to the file's column names (a list means the same names).
+    Identical rows are one candidate. Parameters not declared in the spec are inferred from the
+    pool: numeric columns become floats bounded by the data, others categoricals.
+    """
+
+    path: str
+    columns: dict[str, str] | list[str]
+    key: str | None = None
+
+    def column_map(self) -> dict[str, str]:
+        if isinstance(self.columns, list):
+            return {c: c for c in self.columns}
+        return dict(self.columns)
+
+    @model_validator(mode="after")
+    def _cols(self) -> PoolSpec:
+        cmap = self.column_map()
+        if not cmap:
+            raise ValueError("pool.columns is empty; name the input columns of the pool file")
+        for name in cmap:
+            _check_name(name, "pool parameter name")
+        return self
+
+
+class Objective(_Strict):
+    """A measured quantity to maximize or minimize."""
+
+    name: str
+    direction: Literal["maximize", "minimize"] = "maximize"
+    unit: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "objective name")
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.direction == "maximize" else -1.0
+
+
+class OutcomeConstraint(_Strict):
+    """A measured outcome that must stay within `[lower, upper]` (either may be omitted)."""
+
+    name: str
+    lower: float | None = None
+    upper: float | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "constraint name")
+
+    @model_validator(mode="after")
+    def _limits(self) -> OutcomeConstraint:
+        if self.lower is None and self.upper is None:
+            raise ValueError(f"constraint '{self.name}' needs lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ValueError(
+                f"constraint '{self.name}' is empty: lower={self.lower} >= upper={self.upper}"
+            )
+        return self
+
+
+class StopRule(_Strict):
+    """Stop proposing once an objective reaches a target value."""
+
+    target: float
+    objective: str | None = None
+
+
+class ModelSpec(_Strict):
+    """Surrogate and acquisition by registry name, with their options."""
+
+    surrogate: str = "gp"
+    acquisition: str = "qlognei"
+    surrogate_options: dict[str, Any] = Field(default_factory=dict)
+    acquisition_options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SimulatorSpec(_Strict):
+    """An oracle that turns proposals into measurements (for demos, tests and benchmarks)."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CampaignSpec(_Strict):
+    """A whole campaign: design space, objectives, budget and planner settings."""
+
+    name: str
+    description: str = ""
+    parameters: list[Parameter] = Field(default_factory=list)
+    pool: PoolSpec | None = None
+    objectives: list[Objective]
+    constraints: list[OutcomeConstraint] = Field(default_factory=list)
+    budget: int = Field(gt=0)
+    stop: StopRule | None = None
+    batch_size: int = Field(default=4, ge=1, le=1000)
+    initial_design: int | None = Field(default=None, ge=1)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    simulator: SimulatorSpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "campaign name")
+
+    @model_validator(mode="after")
+    def _whole(self) -> CampaignSpec:
+        if not self.objectives:
+            raise ValueError("objectives is empty; add at least one [[objectives]] table")
+        if not self.parameters and self.pool is None:
+            raise ValueError("the design space is empty: add [[parameters]] tables or a [pool]")
+        seen: dict[str, str] = {}
+
+        def claim(name: str, what: str) -> None:
+            if name in RESERVED_COLUMNS:
+                raise ValueError(
+                    f"{what} '{name}' uses a reserved column name; rename it "
+                    f"(reserved: {', '.join(sorted(RESERVED_COLUMNS))})"
+                )
+            if name in seen:
+                raise ValueError(
+                    f"duplicate name '{name}': used by {seen[name]} and by {what}; "
+                    "names of parameters, elements, objectives and constraints must be unique"
+                )
+            seen[name] = what
+
+        for p in self.parameters:
+            claim(p.name, f"parameter '{p.name}'")
+            if isinstance(p, CompositionParameter):
+                for el in p.elements:
+                    claim(el, f"element {el} of composition '{p.name}'")
+        for o in self.objectives:
+            claim(o.name, f"objective '{o.name}'")
+            if o.name + "_std" in seen:
+                raise ValueError(f"name '{o.name}_std' is reserved for the noise of '{o.name}'")
+        for c in self.constraints:
+            if c.name in {o.name for o in self.objectives}:
+                raise ValueError(
+                    f"constraint '{c.name}' constrains an objective; use a stop rule or a "
+                    "separate measured outcome"
+                )
+            claim(c.name, f"constraint '{c.name}'")
+        if self.pool is not None:
+            declared = {p.name for p in self.parameters}
+            pool_names = set(self.pool.column_map())
+            if declared and declared != pool_names:
+                raise ValueError(
+                    f"pool.columns names {sorted(pool_names)} but parameters declares "
+                    f"{sorted(declared)}; make them the same or leave parameters out"
+                )
+            if any(isinstance(p, CompositionParameter) for p in self.parameters):
+                raise ValueError("pool campaigns take plain columns, not composition parameters")
+        if self.stop is not None:
+            target = self.stop.objective or self.objectives[0].name
+            if target not in {o.name for o in self.objectives}:
+                raise ValueError(
+                    f"stop.objective '{target}' is not an objective; use one of "
+                    f"{[o.name for o in self.objectives]}"
+                )
+        return self
+
+    # -- helpers the engine uses -------------------------------------------------------------
+    @property
+    def is_pool(self) -> bool:
+        return self.pool is not None
+
+    @property
+    def outcome_names(self) -> list[str]:
+        """Objectives then constrained outcomes: every value a measurement must carry."""
+        return [o.name for o in self.objectives] + [c.name for c in self.constraints]
+
+    def n_initial(self) -> int:
+        """Size of the space-filling initial design (default: dimensions + 1, 2 to 10)."""
+        if self.initial_design is not None:
+            return self.initial_design
+        d = sum(len(p.elements) - 1 if isinstance(p, CompositionParameter) else 1
+                for p in self.parameters)
+        return max(2, min(10, d + 1))
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+# -- loading and error messages --------------------------------------------------------------
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The BaseModel classes a field annotation may hold."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (Union, list, dict) or str(origin) == "types.UnionType":
+        out: list[Any] = []
+        for a in typing.get_args(tp):
+            out += _unwrap(a)
+        return out
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    try:
+        import types
+
+        if isinstance(tp, types.UnionType):
+            out = []
+            for a in typing.get_args(tp):
+                out += _unwrap(a)
+            return out
+    except AttributeError:  # pragma: no cover
+        pass
+    return []
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Keys allowed in the table that holds `loc[-1]`."""
+    models: list[Any] = [CampaignSpec]
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        nxt: list[Any] = []
+        for m in models:
+            if part in m.model_fields:
+                nxt += _unwrap(m.model_fields[part].annotation)
+            else:  # a discriminator tag selects one member of a union
+                fld = m.model_fields.get("type")
+                if fld is not None and fld.default == part:
+                    nxt.append(m)
+        models = nxt or models
+    keys: set[str] = set()
+    for m in models:
+        keys |= set(m.model_fields)
+    return sorted(keys)
+
+
+def _where(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                nm = node[part].get("name")
+                if nm:
+                    label = f"[{part}] ('{nm}')"
+            parts.append(label)
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            parts.append(("." if parts else "") + str(part))
+            node = node[part]
+        elif part in ("float", "int", "categorical", "composition", "function-after"):
+            continue  # union tags pydantic adds to the location
+        else:
+            parts.append(("." if parts else "") + str(part))
+            node = None
+    return "".join(parts) or "(top level)"
+
+
+def _format_errors(err: ValidationError, raw: dict[str, Any], source: str) -> SpecError:
+    problems = []
+    hints = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = _where(loc, raw)
+        kind = e["type"]
+        msg = e["msg"].removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(loc)
+            problems.append(f"unknown key '{where}'")
+            hints.append(f"remove '{loc[-1]}' or fix its spelling; allowed here: {', '.join(allowed)}")
+        elif kind == "missing":
+            problems.append(f"missing key '{where}'")
+            hints.append(f"add '{loc[-1]}'")
+        elif kind == "union_tag_invalid" or kind == "union_tag_not_found":
+            problems.append(f"'{where}': {msg}")
+            hints.append("set type to one of float, int, categorical, composition")
+        elif kind.endswith("_type") or kind.endswith("_parsing"):
+            problems.append(f"wrong type for '{where}': {msg} (got {e.get('input')!r})")
+            hints.append(f"give '{loc[-1]}' a value of the right type")
+        else:
+            problems.append(f"'{where}': {msg}")
+    message = f"{source}: invalid campaign spec: " + "; ".join(problems)
+    return SpecError(message, "; ".join(dict.fromkeys(hints)) or "fix the spec and try again")
+
+
+def parse_spec(raw: dict[str, Any], source: str = "spec") -> CampaignSpec:
+    """Validate a spec given as a dict (from TOML or JSON)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: a campaign spec must be a table, got {type(raw).__name__}")
+    try:
+        return CampaignSpec.model_validate(raw)
+    except ValidationError as err:
+        raise _format_errors(err, raw, source) from None
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    """Read and validate a TOML campaign spec file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"spec file {p} does not exist", "give the path of a .toml campaign spec")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{p}: not valid TOML: {err}", "fix the TOML syntax at that line") from None
+    return parse_spec(raw, str(p))
