@@ -365,8 +365,6 @@ class CampaignSpec(_Strict):
                     claim(el, f"element {el} of composition '{p.name}'")
         for o in self.objectives:
             claim(o.name, f"objective '{o.name}'")
-            if o.name + "_std" in seen:
-                raise ValueError(f"name '{o.name}_std' is reserved for the noise of '{o.name}'")
         for c in self.constraints:
             if c.name in {o.name for o in self.objectives}:
                 raise ValueError(
@@ -374,7 +372,16 @@ class CampaignSpec(_Strict):
                     "separate measured outcome"
                 )
             claim(c.name, f"constraint '{c.name}'")
+        for name in self.outcome_names:
+            if name + "_std" in seen:
+                raise ValueError(
+                    f"name '{name}_std' is reserved for the noise of '{name}'; rename it"
+                )
         if self.pool is not None:
+            cols = list(self.pool.column_map().values())
+            dup_cols = sorted({c for c in cols if cols.count(c) > 1})
+            if dup_cols:
+                raise ValueError(f"pool.columns maps several parameters to {dup_cols}")
             declared = {p.name for p in self.parameters}
             pool_names = set(self.pool.column_map())
             if declared and declared != pool_names:

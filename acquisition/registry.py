@@ -1,0 +1,175 @@
+"""Acquisition functions by name.
+
+Each builder takes a fitted BoTorch model and the campaign's context and returns an
+`AcquisitionFunction`. Builders import BoTorch lazily so the registry itself is cheap to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.models.model import Model
+
+__all__ = [
+    "AcquisitionContext",
+    "ACQUISITIONS",
+    "register_acquisition",
+    "build_acquisition",
+    "UnknownAcquisitionError",
+]
+
+
+class UnknownAcquisitionError(ValueError):
+    """An unknown acquisition name or option."""
+
+
+@dataclass
+class AcquisitionContext:
+    """What an acquisition function may need beyond the model.
+
+    Attributes:
+        X_baseline: `n x d` measured inputs.
+        Y: `n x m` measured outputs (maximization sense for output 0).
+        X_pending: `p x d` inputs proposed but not yet measured, or None.
+        constraints: `(output index, lower, upper)` outcome constraints on outputs 1..m-1.
+        seed: Seed for Monte Carlo samplers.
+    """
+
+    X_baseline: torch.Tensor
+    Y: torch.Tensor
+    X_pending: torch.Tensor | None = None
+    constraints: list[tuple[int, float | None, float | None]] = field(default_factory=list)
+    seed: int = 0
+
+
+Builder = Callable[["Model", AcquisitionContext, dict[str, Any]], "AcquisitionFunction"]
+ACQUISITIONS: dict[str, Builder] = {}
+_OPTIONS: dict[str, set[str]] = {}
+
+
+def register_acquisition(name: str, options: set[str] | None = None) -> Callable[[Builder], Builder]:
+    """Decorator adding an acquisition builder under `name`, accepting `options`."""
+
+    def deco(fn: Builder) -> Builder:
+        if name in ACQUISITIONS:
+            raise ValueError(f"acquisition '{name}' is registered twice")
+        ACQUISITIONS[name] = fn
+        _OPTIONS[name] = set(options or ())
+        return fn
+
+    return deco
+
+
+def build_acquisition(
+    name: str, model: Model, ctx: AcquisitionContext, options: dict[str, Any] | None = None
+) -> AcquisitionFunction:
+    """Build the acquisition function called `name`."""
+    check_acquisition(name, options)
+    return ACQUISITIONS[name](model, ctx, dict(options or {}))
+
+
+def check_acquisition(name: str, options: dict[str, Any] | None = None) -> None:
+    """Raise `UnknownAcquisitionError` for an unknown name or option."""
+    if name not in ACQUISITIONS:
+        raise UnknownAcquisitionError(
+            f"unknown acquisition '{name}'; known acquisitions: {', '.join(sorted(ACQUISITIONS))}"
+        )
+    unknown = set(options or {}) - _OPTIONS[name]
+    if unknown:
+        raise UnknownAcquisitionError(
+            f"unknown option(s) {sorted(unknown)} for acquisition '{name}'; known: "
+            f"{', '.join(sorted(_OPTIONS[name])) or '(none)'}"
+        )
+
+
+def _sampler(ctx: AcquisitionContext, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    import torch
+    from botorch.sampling import SobolQMCNormalSampler
+
+    return SobolQMCNormalSampler(
+        sample_shape=torch.Size([int(options.get("mc_samples", 256))]), seed=ctx.seed
+    )
+
+
+def _objective_and_constraints(ctx: AcquisitionContext, m: int):  # type: ignore[no-untyped-def]
+    """Output 0 is the objective; outputs 1.. are constrained (feasible where <= 0)."""
+    if m == 1:
+        return None, None
+    from botorch.acquisition.objective import GenericMCObjective
+
+    objective = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+    cons: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    for j, lo, hi in ctx.constraints:
+        if hi is not None:
+            cons.append(lambda Z, j=j, hi=hi: Z[..., j] - hi)
+        if lo is not None:
+            cons.append(lambda Z, j=j, lo=lo: lo - Z[..., j])
+    return objective, (cons or None)
+
+
+@register_acquisition("qlognei", {"mc_samples", "prune_baseline"})
+def _qlognei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+    objective, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    # incremental=False: the default folds X_pending into the baseline and then drops it during
+    # greedy batch optimization, so pending candidates would be proposed again
+    return qLogNoisyExpectedImprovement(
+        model=model,
+        X_baseline=ctx.X_baseline,
+        sampler=_sampler(ctx, options),
+        objective=objective,
+        constraints=constraints,
+        X_pending=ctx.X_pending,
+        prune_baseline=bool(options.get("prune_baseline", True)),
+        incremental=False,
+    )
+
+
+@register_acquisition("qlogei", {"mc_samples"})
+def _qlogei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+    from botorch.acquisition.logei import qLogExpectedImprovement
+
+    objective, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    y = ctx.Y[..., 0]
+    if constraints:
+        feasible = _feasible(ctx)
+        best = float(y[feasible].max()) if bool(feasible.any()) else float(y.min())
+    else:
+        best = float(y.max())
+    return qLogExpectedImprovement(
+        model=model, best_f=best, sampler=_sampler(ctx, options), objective=objective,
+        constraints=constraints, X_pending=ctx.X_pending,
+    )
+
+
+@register_acquisition("qucb", {"mc_samples", "beta"})
+def _qucb(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+
+    if ctx.constraints:
+        raise UnknownAcquisitionError(
+            "acquisition 'qucb' cannot respect outcome constraints; use 'qlognei' or 'qlogei'"
+        )
+    objective, _ = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    return qUpperConfidenceBound(
+        model=model, beta=float(options.get("beta", 2.0)), sampler=_sampler(ctx, options),
+        objective=objective, X_pending=ctx.X_pending,
+    )
+
+
+def _feasible(ctx: AcquisitionContext) -> torch.Tensor:
+    import torch
+
+    ok = torch.ones(ctx.Y.shape[0], dtype=torch.bool)
+    for j, lo, hi in ctx.constraints:
+        if lo is not None:
+            ok &= ctx.Y[:, j] >= lo
+        if hi is not None:
+            ok &= ctx.Y[:, j] <= hi
+    return ok

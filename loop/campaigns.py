@@ -1,0 +1,220 @@
+"""Campaign operations: create from a spec file, list, show, update the live settings."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db import CampaignRecord, crud
+from loop.errors import ConflictError, LoopError, SpecError
+from loop.space import check_params
+from loop.spec import (
+    CampaignSpec,
+    CategoricalParameter,
+    FloatParameter,
+    load_spec,
+    parse_spec,
+)
+
+__all__ = [
+    "create_campaign",
+    "create_campaign_from_spec",
+    "load_campaign_spec",
+    "read_pool",
+    "update_campaign",
+    "check_model_names",
+    "UPDATABLE",
+]
+
+#: Settings of a live campaign that `loop campaign update` may change.
+UPDATABLE = ("budget", "batch_size", "surrogate", "acquisition", "initial_design")
+
+
+def check_model_names(spec: CampaignSpec) -> None:
+    """Raise `SpecError` if the surrogate or acquisition (or their options) are unknown."""
+    from acquisition import UnknownAcquisitionError, check_acquisition
+    from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
+
+    load_builtin()
+    try:
+        make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
+        check_acquisition(spec.model.acquisition, spec.model.acquisition_options)
+    except (UnknownSurrogateError, UnknownAcquisitionError) as err:
+        raise SpecError(f"model: {err}", "fix [model] in the spec") from None
+
+
+def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
+    """Read a spec's candidate pool; identical rows become one candidate.
+
+    Returns:
+        The spec with the pool's parameters filled in (inferred from the data where the spec
+        declares none) and the `(key, params)` rows in file order.
+    """
+    assert spec.pool is not None
+    path = Path(spec.pool.path)
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        raise SpecError(f"pool file {path} does not exist",
+                        "fix pool.path (relative paths start at the spec file's folder)")
+    cmap = spec.pool.column_map()
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in list(cmap.values()) + ([spec.pool.key] if spec.pool.key else [])
+                   if c not in header]
+        if missing:
+            raise SpecError(f"{path}: pool columns {missing} are not in the file",
+                            f"the file's columns are: {', '.join(header)}")
+        raw = [(i + 2, row) for i, row in enumerate(reader)]
+    if not raw:
+        raise SpecError(f"{path}: the pool file has no rows", "add candidate rows")
+    declared = {p.name: p for p in spec.parameters}
+    values: dict[str, list[Any]] = {name: [] for name in cmap}
+    for line, row in raw:
+        for name, col in cmap.items():
+            text = (row.get(col) or "").strip()
+            p = declared.get(name)
+            if isinstance(p, CategoricalParameter):
+                values[name].append(text)
+                continue
+            try:
+                v: Any = float(text)
+                if not math.isfinite(v):
+                    raise ValueError
+            except ValueError:
+                if p is not None:
+                    raise SpecError(f"{path}, line {line}, column '{col}': {text!r} is not a "
+                                    "number", "fix the value or declare the parameter categorical"
+                                    ) from None
+                v = text
+            values[name].append(v)
+    params_out = []
+    if declared:
+        params_out = list(spec.parameters)
+    else:
+        for name, col in cmap.items():
+            vs = values[name]
+            if all(isinstance(v, float) for v in vs):
+                lo, hi = min(vs), max(vs)
+                if lo == hi:
+                    raise SpecError(f"{path}: column '{col}' is constant ({lo:g}) in the pool",
+                                    f"drop '{name}' from pool.columns")
+                params_out.append(FloatParameter(name=name, low=lo, high=hi))
+            else:
+                choices = sorted({str(v) for v in vs})
+                params_out.append(CategoricalParameter(name=name, choices=choices))
+    raw_json = spec.model_dump(mode="json", exclude_none=True)
+    raw_json["parameters"] = [p.model_dump(mode="json") for p in params_out]
+    resolved = parse_spec(raw_json, str(path))
+    seen: dict[tuple[Any, ...], int] = {}
+    rows: list[tuple[str | None, dict[str, Any]]] = []
+    problems = []
+    for k, (line, row) in enumerate(raw):
+        params = {name: values[name][k] for name in cmap}
+        coerced, errs = check_params(resolved, params)
+        if errs:
+            problems += [f"line {line}: {e}" for e in errs]
+            continue
+        ident = tuple(sorted(coerced.items()))
+        if ident in seen:
+            continue
+        seen[ident] = len(rows)
+        rows.append(((row.get(spec.pool.key) or None) if spec.pool.key else None, coerced))
+    if problems:
+        raise SpecError(f"{path}: {len(problems)} pool values break the declared parameters: "
+                        + "; ".join(problems[:10]), "fix the pool file or the parameter bounds")
+    return resolved, rows
+
+
+def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]] | None]:
+    """Read a spec file, resolve its paths and read its pool (if any)."""
+    p = Path(path)
+    spec = load_spec(p)
+    base = p.resolve().parent
+    raw = spec.model_dump(mode="json", exclude_none=True)
+    sim = raw.get("simulator")
+    if sim and isinstance(sim.get("options", {}).get("path"), str):
+        sp = sim["options"]["path"]
+        if not sp.startswith("package:") and not Path(sp).is_absolute():
+            sim["options"]["path"] = str((base / sp).resolve())
+    if spec.pool is not None:
+        raw["pool"]["path"] = str((base / spec.pool.path).resolve()) \
+            if not Path(spec.pool.path).is_absolute() else spec.pool.path
+    spec = parse_spec(raw, str(p))
+    check_model_names(spec)
+    if spec.pool is None:
+        return spec, None
+    return read_pool(spec, base)
+
+
+def create_campaign_from_spec(
+    *, session: Session, spec: CampaignSpec,
+    candidates: list[tuple[str | None, dict[str, Any]]] | None, name: str | None = None,
+) -> CampaignRecord:
+    """Store a validated campaign (and its pool) under `name` (default: the spec's name)."""
+    if name is not None and name != spec.name:
+        raw = spec.model_dump(mode="json", exclude_none=True)
+        raw["name"] = name
+        spec = parse_spec(raw)
+    if crud.campaign_exists(session=session, name=spec.name):
+        raise ConflictError(f"a campaign named '{spec.name}' already exists",
+                            "choose another name with --name, or use the existing campaign")
+    rec = crud.create_campaign(session=session, name=spec.name, spec=spec.to_json())
+    n = 0
+    if candidates is not None:
+        n = crud.add_candidates(session=session, campaign_id=rec.id, rows=candidates)
+    crud.add_event(session=session, campaign_id=rec.id, kind="campaign_created",
+                   payload={"spec_version": 1, "candidates": n})
+    return rec
+
+
+def create_campaign(*, session: Session, path: str | Path, name: str | None = None) -> CampaignRecord:
+    """Create a campaign from a TOML spec file."""
+    spec, candidates = load_campaign_spec(path)
+    return create_campaign_from_spec(session=session, spec=spec, candidates=candidates, name=name)
+
+
+def update_campaign(*, session: Session, name: str, changes: dict[str, Any]) -> CampaignRecord:
+    """Change budget, batch size, initial design, surrogate or acquisition of a live campaign.
+
+    Each change is a new spec version; the history is kept.
+    """
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise LoopError(f"cannot change {sorted(unknown)} of a live campaign",
+                        f"changeable: {', '.join(UPDATABLE)}")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise LoopError("nothing to change", "give at least one of --budget, --batch-size, "
+                        "--initial-design, --surrogate, --acquisition")
+    rec = crud.get_campaign(session=session, name=name)
+    raw = dict(rec.spec)
+    model = dict(raw.get("model", {}))
+    for k, v in changes.items():
+        if k in ("surrogate", "acquisition"):
+            if model.get(k) != v:
+                model[f"{k}_options"] = {}
+            model[k] = v
+        else:
+            raw[k] = v
+    raw["model"] = model
+    spec = parse_spec(raw, f"campaign '{name}'")
+    check_model_names(spec)
+    used = sum(n for s, n in crud.count_proposals_by_status(session=session, campaign_id=rec.id)
+               .items() if s != "abandoned")
+    if spec.budget < used:
+        raise SpecError(f"budget {spec.budget} is below the {used} experiments already proposed",
+                        f"give a budget of at least {used}")
+    note = ", ".join(f"{k}={v}" for k, v in changes.items())
+    out = crud.update_campaign_spec(session=session, campaign_id=rec.id, spec=spec.to_json(),
+                                    note=note)
+    if rec.status == "completed" and spec.budget > used:
+        crud.set_campaign_status(session=session, campaign_id=rec.id, status="active")
+    crud.add_event(session=session, campaign_id=rec.id, kind="spec_updated",
+                   payload={"version": out.spec_version, "changes": changes})
+    return out

@@ -1,0 +1,352 @@
+"""The propose side of the loop: fit a surrogate on what was measured and pick the next batch.
+
+One call is one transaction: the model fit (if new) and the proposals are written together.
+torch and BoTorch are imported here, so callers import this module only when they propose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from sqlalchemy.orm import Session
+
+from acquisition import (
+    AcquisitionContext,
+    UnknownAcquisitionError,
+    build_acquisition,
+    optimize_box,
+    optimize_pool,
+)
+from db import MeasurementRecord, ModelFitRecord, NewProposal, ProposalRecord, crud
+from loop.errors import BudgetError, LoopError
+from loop.space import DesignSpace
+from loop.spec import CampaignSpec, parse_spec
+from surrogates import FitResult, UnknownSurrogateError, load_builtin, make_surrogate
+
+__all__ = ["ProposeResult", "propose", "budget_state", "KEEP_CHECKPOINTS"]
+
+#: Checkpoints kept per campaign; older ones are deleted (their metadata stays).
+KEEP_CHECKPOINTS = 5
+PENDING = ("proposed", "running")
+
+
+@dataclass
+class ProposeResult:
+    """What one propose call wrote."""
+
+    campaign: str
+    batch: int
+    strategy: str
+    proposals: list[ProposalRecord]
+    model_fit: ModelFitRecord | None = None
+    fit_reused: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def budget_state(spec: CampaignSpec, counts: dict[str, int]) -> tuple[int, int]:
+    """`(used, remaining)` experiments: every proposal except abandoned ones counts."""
+    used = sum(n for s, n in counts.items() if s != "abandoned")
+    return used, max(0, spec.budget - used)
+
+
+def _target_reached(spec: CampaignSpec, ms: list[MeasurementRecord]) -> float | None:
+    if spec.stop is None or not ms:
+        return None
+    name = spec.stop.objective or spec.objectives[0].name
+    obj = next(o for o in spec.objectives if o.name == name)
+    vals = [m.values[name] for m in ms if name in m.values]
+    if not vals:
+        return None
+    best = max(vals) if obj.direction == "maximize" else min(vals)
+    hit = best >= spec.stop.target if obj.direction == "maximize" else best <= spec.stop.target
+    return best if hit else None
+
+
+def _data_version(spec: CampaignSpec, ms: list[MeasurementRecord]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([spec.outcome_names, [p.model_dump(mode="json") for p in spec.parameters]],
+                        sort_keys=True).encode())
+    for m in ms:
+        h.update(f"{m.id},".encode())
+    return h.hexdigest()[:32]
+
+
+def _training_data(
+    spec: CampaignSpec, space: DesignSpace, ms: list[MeasurementRecord]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """`n x d` inputs, `n x m` outputs (objective in maximization sense first), optional noise."""
+    X = space.encode([m.params for m in ms])
+    obj = spec.objectives[0]
+    cols = [[obj.sign * float(m.values[obj.name]) for m in ms]]
+    cols += [[float(m.values[c.name]) for m in ms] for c in spec.constraints]
+    Y = torch.tensor(cols, dtype=torch.double).T
+    names = spec.outcome_names
+    if all(all(n in m.stds for n in names) for m in ms):
+        Yvar = torch.tensor([[float(m.stds[n]) ** 2 for n in names] for m in ms],
+                            dtype=torch.double)
+    else:
+        Yvar = None
+    return X, Y, Yvar
+
+
+def _metrics(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> dict[str, float]:
+    err = mu - y
+    n = y.numel()
+    var_y = float(((y - y.mean()) ** 2).sum())
+    sd = sd.clamp_min(1e-12)
+    z90 = 1.6448536269514722
+    nll = 0.5 * math.log(2 * math.pi) + torch.log(sd) + 0.5 * (err / sd) ** 2
+    return {
+        "n": n,
+        "rmse": float(err.pow(2).mean().sqrt()),
+        "mae": float(err.abs().mean()),
+        "r2": 1.0 - float(err.pow(2).sum()) / var_y if var_y > 0 else float("nan"),
+        "coverage90": float((err.abs() <= z90 * sd).double().mean()),
+        "nll": float(nll.mean()),
+    }
+
+
+def _save_checkpoint(state: dict[str, Any], directory: Path, stem: str) -> tuple[str, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    path = directory / f"{stem}.pt"
+    path.write_bytes(data)
+    return str(path), hashlib.sha256(data).hexdigest()
+
+
+def _load_checkpoint(fit: ModelFitRecord) -> dict[str, Any] | None:
+    if not fit.checkpoint_path:
+        return None
+    p = Path(fit.checkpoint_path)
+    if not p.is_file():
+        return None
+    data = p.read_bytes()
+    if hashlib.sha256(data).hexdigest() != fit.checkpoint_sha256:
+        return None  # a damaged or replaced file is refitted, never trusted
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _prune_checkpoints(session: Session, campaign_id: int) -> None:
+    for old in crud.fits_with_checkpoints(session=session, campaign_id=campaign_id)[
+        KEEP_CHECKPOINTS:
+    ]:
+        if old.checkpoint_path:
+            Path(old.checkpoint_path).unlink(missing_ok=True)
+        crud.clear_checkpoint(session=session, fit_id=old.id)
+
+
+def propose(
+    *,
+    session: Session,
+    name: str,
+    n: int | None = None,
+    seed: int | None = None,
+    artifact_dir: Path | str,
+) -> ProposeResult:
+    """Propose the next batch of campaign `name`.
+
+    Args:
+        n: Batch size (default: the spec's batch size), capped by the remaining budget and pool.
+        seed: Base seed; default derived from the campaign name, so a run is reproducible.
+        artifact_dir: Where model checkpoints go.
+
+    Raises:
+        BudgetError: The budget is spent, the stop target is reached or the pool is exhausted.
+        LoopError: The spec asks for something propose cannot do (several objectives).
+    """
+    t0 = time.perf_counter()
+    rec = crud.get_campaign(session=session, name=name)
+    spec = parse_spec(rec.spec, f"campaign '{name}'")
+    if len(spec.objectives) > 1:
+        raise LoopError(
+            f"campaign '{name}' has {len(spec.objectives)} objectives "
+            f"({', '.join(o.name for o in spec.objectives)}); multi-objective proposing is not "
+            "available yet",
+            "keep one objective and turn the others into [[constraints]], or wait for the "
+            "multi-objective engine",
+        )
+    if rec.status != "active":
+        raise BudgetError(f"campaign '{name}' is {rec.status}", "nothing more will be proposed")
+    if n is not None and n < 1:
+        raise LoopError(f"-n must be at least 1, got {n}", "ask for one or more proposals")
+    counts = crud.count_proposals_by_status(session=session, campaign_id=rec.id)
+    used, remaining = budget_state(spec, counts)
+    if remaining <= 0:
+        raise BudgetError(
+            f"campaign '{name}' has spent its budget ({used} of {spec.budget} experiments)",
+            f"raise it with `loop campaign update {name} --budget N`",
+        )
+    ms = crud.list_measurements(session=session, campaign_id=rec.id)
+    best = _target_reached(spec, ms)
+    if best is not None:
+        assert spec.stop is not None
+        raise BudgetError(
+            f"campaign '{name}' reached its stop target {spec.stop.target:g} (best {best:g})",
+            f"raise the target in a new campaign, or export the results with `loop export {name}`",
+        )
+    q = min(n or spec.batch_size, remaining)
+    notes: list[str] = []
+    if q < (n or spec.batch_size):
+        notes.append(f"batch cut to {q}: {remaining} experiments left in the budget")
+    base_seed = seed if seed is not None else zlib.crc32(name.encode()) % (2**31)
+    batch = crud.next_batch(session=session, campaign_id=rec.id)
+
+    props = crud.list_proposals(session=session, campaign_id=rec.id)
+    pending = [p for p in props if p.status in PENDING]
+    failed = [p for p in props if p.status == "failed"]
+
+    candidates = None
+    if spec.is_pool:
+        cands = crud.list_candidates(session=session, campaign_id=rec.id)
+        candidates = [c[2] for c in cands]
+    space = DesignSpace(spec, candidates)
+    available: list[int] | None = None
+    if candidates is not None:
+        blocked = {m.candidate_idx for m in ms} | {p.candidate_idx for p in pending + failed}
+        available = [i for i in range(len(candidates)) if i not in blocked]
+        if not available:
+            raise BudgetError(
+                f"every candidate of campaign '{name}' is measured, pending or failed",
+                "abandon or re-run pending proposals, or create a campaign with a larger pool",
+            )
+        if len(available) < q:
+            notes.append(f"batch cut to {len(available)}: the pool has no more candidates")
+            q = len(available)
+
+    if len(ms) < max(2, spec.n_initial()):
+        items = _initial_design(space, q, base_seed, props, available)
+        out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items)
+        crud.add_event(session=session, campaign_id=rec.id, kind="proposed",
+                       payload={"batch": batch, "strategy": "sobol", "ids": [p.id for p in out]})
+        return ProposeResult(name, batch, "sobol", out, seconds=time.perf_counter() - t0,
+                             notes=notes)
+
+    # -- model-based batch ---------------------------------------------------------------------
+    load_builtin()
+    try:
+        surrogate = make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
+    except UnknownSurrogateError as err:
+        raise LoopError(str(err), f"fix it with `loop campaign update {name} --surrogate gp`"
+                        ) from None
+    X, Y, Yvar = _training_data(spec, space, ms)
+    bounds = space.bounds()
+    version = _data_version(spec, ms)
+    cached = crud.find_model_fit(session=session, campaign_id=rec.id, kind=surrogate.kind,
+                                 data_version=version)
+    state = _load_checkpoint(cached) if cached is not None else None
+    fit: FitResult = surrogate.fit(X, Y, bounds=bounds, Yvar=Yvar, seed=base_seed, state=state)
+    if state is not None and cached is not None:
+        fit_rec = cached
+        reused = True
+    else:
+        fit_rec = _store_fit(session, rec.id, name, spec, surrogate.settings(), version, fit, ms,
+                             Path(artifact_dir))
+        reused = False
+
+    ctx = AcquisitionContext(
+        X_baseline=X,
+        Y=Y,
+        X_pending=space.encode([p.params for p in pending + failed]) if pending or failed
+        else None,
+        constraints=[(j + 1, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
+        seed=base_seed + batch,
+    )
+    try:
+        acqf = build_acquisition(spec.model.acquisition, fit.model, ctx,
+                                 spec.model.acquisition_options)
+    except UnknownAcquisitionError as err:
+        raise LoopError(str(err), f"fix it with `loop campaign update {name} --acquisition "
+                        "qlognei`") from None
+    if candidates is not None:
+        assert available is not None
+        choices = space.encode([candidates[i] for i in available])
+        idx, values = optimize_pool(acqf, choices, q)
+        picked = [available[int(i)] for i in idx]
+        Xq = choices[idx]
+        rows = [candidates[i] for i in picked]
+    else:
+        Xq, values = optimize_box(acqf, bounds, q,
+                                  equality_constraints=space.equality_constraints(),
+                                  categorical_blocks=space.categorical_blocks(),
+                                  seed=base_seed + batch)
+        rows = space.decode(Xq)
+        picked = [None] * len(rows)  # type: ignore[list-item]
+        Xq = space.encode(rows)
+    with torch.no_grad():
+        post = fit.model.posterior(Xq)
+        mean, std = post.mean, post.variance.clamp_min(0).sqrt()
+    items = []
+    for i, row in enumerate(rows):
+        preds = {}
+        for j, oname in enumerate(spec.outcome_names):
+            sign = spec.objectives[0].sign if j == 0 else 1.0
+            preds[oname] = {"mean": sign * float(mean[i, j]), "std": float(std[i, j])}
+        items.append(NewProposal(params=row, strategy=f"{surrogate.kind}+{spec.model.acquisition}",
+                                 candidate_idx=picked[i], predictions=preds,
+                                 acq_value=float(values[i])))
+    out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items,
+                             model_fit_id=fit_rec.id)
+    crud.add_event(session=session, campaign_id=rec.id, kind="proposed",
+                   payload={"batch": batch, "strategy": items[0].strategy if items else "",
+                            "ids": [p.id for p in out], "model_fit": fit_rec.id})
+    return ProposeResult(name, batch, items[0].strategy if items else "", out, fit_rec, reused,
+                         time.perf_counter() - t0, notes)
+
+
+def _initial_design(
+    space: DesignSpace, q: int, seed: int, props: list[ProposalRecord], available: list[int] | None
+) -> list[NewProposal]:
+    skip = sum(1 for p in props if p.strategy == "sobol")
+    points = space.sobol(q, seed=seed, skip=skip)
+    if available is None:
+        return [NewProposal(params=p, strategy="sobol") for p in points]
+    assert space.candidates is not None
+    idx = space.nearest_available(points, available)
+    return [NewProposal(params=space.candidates[i], strategy="sobol", candidate_idx=i)
+            for i in idx]
+
+
+def _store_fit(
+    session: Session, campaign_id: int, name: str, spec: CampaignSpec, settings: dict[str, Any],
+    version: str, fit: FitResult, ms: list[MeasurementRecord], artifact_dir: Path,
+) -> ModelFitRecord:
+    names = spec.outcome_names
+    signs = [spec.objectives[0].sign] + [1.0] * len(spec.constraints)
+    n_used = fit.heldout_mean.shape[0]
+    used = ms[len(ms) - n_used :]
+    heldout = []
+    metrics: dict[str, Any] = {"n_train": n_used, **fit.info}
+    for j, oname in enumerate(names):
+        mu = signs[j] * fit.heldout_mean[:, j]
+        sd = fit.heldout_std[:, j]
+        y = torch.tensor([float(m.values[oname]) for m in used], dtype=torch.double)
+        metrics[oname] = _metrics(y, mu, sd)
+    for i, m in enumerate(used):
+        heldout.append({
+            "measurement_id": m.id,
+            "mean": {o: signs[j] * float(fit.heldout_mean[i, j]) for j, o in enumerate(names)},
+            "std": {o: float(fit.heldout_std[i, j]) for j, o in enumerate(names)},
+        })
+    stem = f"fit-{version[:12]}-{int(time.time() * 1000)}"
+    path, sha = _save_checkpoint(fit.state, artifact_dir / name, stem)
+    rec = crud.add_model_fit(
+        session=session, campaign_id=campaign_id, name=f"{name}/{settings['kind']}",
+        kind=settings["kind"], settings=settings, data_version=version, metrics=metrics,
+        heldout=heldout, checkpoint_path=path, checkpoint_sha256=sha,
+    )
+    crud.add_event(session=session, campaign_id=campaign_id, kind="model_fit",
+                   payload={"model_fit": rec.id, "kind": rec.kind, "n": n_used})
+    _prune_checkpoints(session, campaign_id)
+    return rec

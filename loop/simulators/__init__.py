@@ -1,0 +1,20 @@
+"""Simulators: oracles that answer proposals, for demos, tests and planner benchmarks.
+
+Importing this package registers every built-in simulator in `SIMULATORS`.
+"""
+
+from __future__ import annotations
+
+from loop.simulators.base import SIMULATORS, Simulator, make_simulator, register_simulator
+from loop.simulators.dataset import DatasetOptions, DatasetSimulator, InputKey, input_key
+
+__all__ = [
+    "SIMULATORS",
+    "Simulator",
+    "make_simulator",
+    "register_simulator",
+    "DatasetOptions",
+    "DatasetSimulator",
+    "InputKey",
+    "input_key",
+]
