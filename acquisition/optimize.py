@@ -49,8 +49,8 @@ def optimize_box(
     *,
     equality_constraints: list[tuple[torch.Tensor, torch.Tensor, float]] | None = None,
     categorical_blocks: list[tuple[int, int]] | None = None,
-    num_restarts: int = 8,
-    raw_samples: int = 256,
+    num_restarts: int = 4,
+    raw_samples: int = 128,
     max_combinations: int = 32,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,7 +70,7 @@ def optimize_box(
     from botorch.optim import optimize_acqf, optimize_acqf_mixed
 
     torch.manual_seed(seed)
-    options = {"batch_limit": 8, "maxiter": 200}
+    options = {"batch_limit": 4, "maxiter": 100}
     if not categorical_blocks:
         X, values = optimize_acqf(
             acqf, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples,

@@ -115,7 +115,7 @@ def import_bundle(
                 items=[NewProposal(params=p["params"], strategy=p["strategy"],
                                    candidate_idx=p["candidate_idx"],
                                    predictions=p["predictions"], acq_value=p["acq_value"])],
-                model_fit_id=fit_ids.get(p["model_fit_id"]) if p["model_fit_id"] else None,
+                model_fit_id=p["model_fit_id"] if p["model_fit_id"] else None,
             )
             row = session.get_one(Proposal, new_p.id)
             row.status, row.reason = p["status"], p["reason"]
@@ -142,7 +142,7 @@ def import_bundle(
         crud.add_event(session=session, campaign_id=rec.id, kind="imported",
                        payload={"source": source, "from_name": camp["name"]})
         session.flush()
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, IndexError, TypeError, ValueError) as err:
         raise LoopError(f"{source}: the bundle is incomplete or damaged ({err!r})",
                         "export the campaign again with `loop campaign export`") from None
     return target

@@ -138,10 +138,8 @@ def _load_checkpoint(fit: ModelFitRecord) -> dict[str, Any] | None:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
-def _prune_checkpoints(session: Session, campaign_id: int) -> None:
-    for old in crud.fits_with_checkpoints(session=session, campaign_id=campaign_id)[
-        KEEP_CHECKPOINTS:
-    ]:
+def _prune_checkpoints(session: Session, campaign_id: int, keep: int) -> None:
+    for old in crud.fits_with_checkpoints(session=session, campaign_id=campaign_id)[keep:]:
         if old.checkpoint_path:
             Path(old.checkpoint_path).unlink(missing_ok=True)
         crud.clear_checkpoint(session=session, fit_id=old.id)
@@ -154,6 +152,7 @@ def propose(
     n: int | None = None,
     seed: int | None = None,
     artifact_dir: Path | str,
+    keep_checkpoints: int = KEEP_CHECKPOINTS,
 ) -> ProposeResult:
     """Propose the next batch of campaign `name`.
 
@@ -161,6 +160,7 @@ def propose(
         n: Batch size (default: the spec's batch size), capped by the remaining budget and pool.
         seed: Base seed; default derived from the campaign name, so a run is reproducible.
         artifact_dir: Where model checkpoints go.
+        keep_checkpoints: Checkpoint files kept per campaign (older fits keep their metadata).
 
     Raises:
         BudgetError: The budget is spent, the stop target is reached or the pool is exhausted.
@@ -252,7 +252,7 @@ def propose(
         reused = True
     else:
         fit_rec = _store_fit(session, rec.id, name, spec, surrogate.settings(), version, fit, ms,
-                             Path(artifact_dir))
+                             Path(artifact_dir), keep_checkpoints)
         reused = False
 
     ctx = AcquisitionContext(
@@ -321,6 +321,7 @@ def _initial_design(
 def _store_fit(
     session: Session, campaign_id: int, name: str, spec: CampaignSpec, settings: dict[str, Any],
     version: str, fit: FitResult, ms: list[MeasurementRecord], artifact_dir: Path,
+    keep_checkpoints: int,
 ) -> ModelFitRecord:
     names = spec.outcome_names
     signs = [spec.objectives[0].sign] + [1.0] * len(spec.constraints)
@@ -348,5 +349,5 @@ def _store_fit(
     )
     crud.add_event(session=session, campaign_id=campaign_id, kind="model_fit",
                    payload={"model_fit": rec.id, "kind": rec.kind, "n": n_used})
-    _prune_checkpoints(session, campaign_id)
+    _prune_checkpoints(session, campaign_id, keep_checkpoints)
     return rec

@@ -118,7 +118,8 @@ def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float]
         comp = Composition(text)
     except (ValueError, KeyError) as err:
         return {}, f"{text!r} is not a formula pymatgen can read ({err})"
-    bad = [str(el) for el in comp.elements if not isinstance(el, Element)]
+    # dummy species print with an oxidation state (Xx0+); name them as written
+    bad = [str(getattr(el, "symbol", el)) for el in comp.elements if not isinstance(el, Element)]
     if bad:
         return {}, f"{text!r} holds {bad}, which are not chemical elements"
     frac = comp.fractional_composition.get_el_amt_dict()
@@ -259,6 +260,8 @@ def ingest_rows(
                 measured_at = datetime.fromisoformat(str(row["measured_at"]).strip())
                 if measured_at.tzinfo is None:
                     measured_at = measured_at.replace(tzinfo=timezone.utc)
+                # SQLite keeps no offset: store the instant in UTC so it reads back right
+                measured_at = measured_at.astimezone(timezone.utc)
             except ValueError:
                 bad.append(f"column 'measured_at': {row['measured_at']!r} is not an ISO 8601 time "
                            "(e.g. 2026-05-01T14:30:00)")

@@ -97,6 +97,24 @@ def _as_float(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _project(x: list[float], lo: list[float], hi: list[float], total: float) -> list[float]:
+    """Nearest-in-spirit point of `{lo <= x <= hi, sum(x) = total}`: clip, then move the
+    surplus or deficit onto the coordinates that still have room, in proportion to that room."""
+    y = [min(max(v, a), b) for v, a, b in zip(x, lo, hi)]
+    for _ in range(50):
+        gap = total - sum(y)
+        if abs(gap) <= 1e-13 * max(1.0, total):
+            break
+        room = [(b - v) if gap > 0 else (v - a) for v, a, b in zip(y, lo, hi)]
+        free = sum(room)
+        if free <= 0:
+            break
+        step = min(1.0, abs(gap) / free)
+        y = [v + (step * r if gap > 0 else -step * r) for v, r in zip(y, room)]
+        y = [min(max(v, a), b) for v, a, b in zip(y, lo, hi)]
+    return y
+
+
 @dataclass(frozen=True)
 class _Block:
     """Where one parameter sits in the encoded vector."""
@@ -204,11 +222,10 @@ class DesignSpace:
                     seg = x[b.start : b.start + b.width]
                     row[p.name] = p.choices[max(range(b.width), key=seg.__getitem__)]
                 else:
-                    fr = [min(max(x[b.start + j], p.lower(e)), p.upper(e))
-                          for j, e in enumerate(p.elements)]
-                    s = sum(fr)
-                    for j, e in enumerate(p.elements):
-                        row[e] = round(fr[j] * p.total / s, 12) if s > 0 else p.total / b.width
+                    fr = _project(x[b.start : b.start + b.width],
+                                  [p.lower(e) for e in p.elements],
+                                  [p.upper(e) for e in p.elements], p.total)
+                    row.update({e: fr[j] for j, e in enumerate(p.elements)})
             rows.append(row)
         return rows
 
