@@ -99,6 +99,7 @@ def import_bundle(
         crud.add_candidates(session=session, campaign_id=rec.id,
                             rows=[(c["key"], c["params"]) for c in bundle["candidates"]])
         fit_ids: dict[int, int] = {}
+        meas_ids: dict[int, int] = {}
         for f in bundle["model_fits"]:
             new = crud.add_model_fit(
                 session=session, campaign_id=rec.id, name=f["name"], kind=f["kind"],
@@ -115,7 +116,7 @@ def import_bundle(
                 items=[NewProposal(params=p["params"], strategy=p["strategy"],
                                    candidate_idx=p["candidate_idx"],
                                    predictions=p["predictions"], acq_value=p["acq_value"])],
-                model_fit_id=p["model_fit_id"] if p["model_fit_id"] else None,
+                model_fit_id=fit_ids.get(p["model_fit_id"]) if p["model_fit_id"] else None,
             )
             row = session.get_one(Proposal, new_p.id)
             row.status, row.reason = p["status"], p["reason"]
@@ -133,6 +134,13 @@ def import_bundle(
                 )
             ])
             session.get_one(Measurement, new_m.id).created_at = _dt(m["created_at"])  # type: ignore[assignment]
+            meas_ids[m["id"]] = new_m.id
+        # held-out predictions name measurements by id, which change between stores
+        for f in bundle["model_fits"]:
+            row = session.get_one(ModelFit, fit_ids[f["id"]])
+            row.heldout = [{**h, "measurement_id": meas_ids.get(h.get("measurement_id"),
+                                                                h.get("measurement_id"))}
+                           for h in f["heldout"]]
         # add_measurements marks proposals completed; restore the bundle's statuses
         for p in bundle["proposals"]:
             session.get_one(Proposal, prop_ids[p["id"]]).status = p["status"]

@@ -34,8 +34,12 @@ __all__ = [
 UPDATABLE = ("budget", "batch_size", "surrogate", "acquisition", "initial_design")
 
 
-def check_model_names(spec: CampaignSpec) -> None:
-    """Raise `SpecError` if the surrogate or acquisition (or their options) are unknown."""
+def check_model_names(spec: CampaignSpec, source: str = "") -> None:
+    """Raise `SpecError` if the surrogate or acquisition (or their options) are unknown.
+
+    Args:
+        source: The spec file or campaign, named at the start of the message.
+    """
     from acquisition import UnknownAcquisitionError, check_acquisition
     from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
 
@@ -44,7 +48,8 @@ def check_model_names(spec: CampaignSpec) -> None:
         make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
         check_acquisition(spec.model.acquisition, spec.model.acquisition_options)
     except (UnknownSurrogateError, UnknownAcquisitionError) as err:
-        raise SpecError(f"model: {err}", "fix [model] in the spec") from None
+        where = f"{source}: " if source else ""
+        raise SpecError(f"{where}model: {err}", "fix [model] in the spec") from None
 
 
 def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
@@ -146,7 +151,7 @@ def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, list[tuple[str |
         raw["pool"]["path"] = str((base / spec.pool.path).resolve()) \
             if not Path(spec.pool.path).is_absolute() else spec.pool.path
     spec = parse_spec(raw, str(p))
-    check_model_names(spec)
+    check_model_names(spec, str(p))
     if spec.pool is None:
         return spec, None
     return read_pool(spec, base)
@@ -204,7 +209,7 @@ def update_campaign(*, session: Session, name: str, changes: dict[str, Any]) -> 
             raw[k] = v
     raw["model"] = model
     spec = parse_spec(raw, f"campaign '{name}'")
-    check_model_names(spec)
+    check_model_names(spec, f"campaign '{name}'")
     used = sum(n for s, n in crud.count_proposals_by_status(session=session, campaign_id=rec.id)
                .items() if s != "abandoned")
     if spec.budget < used:

@@ -99,7 +99,7 @@ def _training_data(
     return X, Y, Yvar
 
 
-def _metrics(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> dict[str, float]:
+def _metrics(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> dict[str, float | None]:
     err = mu - y
     n = y.numel()
     var_y = float(((y - y.mean()) ** 2).sum())
@@ -110,7 +110,8 @@ def _metrics(y: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> dict[str, f
         "n": n,
         "rmse": float(err.pow(2).mean().sqrt()),
         "mae": float(err.abs().mean()),
-        "r2": 1.0 - float(err.pow(2).sum()) / var_y if var_y > 0 else float("nan"),
+        # None, not NaN, when the values are all equal: PostgreSQL's json rejects NaN
+        "r2": 1.0 - float(err.pow(2).sum()) / var_y if var_y > 0 else None,
         "coverage90": float((err.abs() <= z90 * sd).double().mean()),
         "nll": float(nll.mean()),
     }

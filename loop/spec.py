@@ -221,7 +221,7 @@ class CompositionParameter(_Strict):
 
 
 Parameter = Annotated[
-    Union[FloatParameter, IntParameter, CategoricalParameter, CompositionParameter],
+    FloatParameter | IntParameter | CategoricalParameter | CompositionParameter,
     Field(discriminator="type"),
 ]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -27,11 +26,11 @@ app.add_typer(dbcmd.app, name="db")
 @app.callback()
 def root(
     ctx: typer.Context,
-    db: Optional[str] = typer.Option(
+    db: str | None = typer.Option(
         None, "--db", envvar="LOOP_DATABASE_URL",
         help="Database URL or SQLite file (default: loop.db in the working directory).",
     ),
-    artifacts: Optional[Path] = typer.Option(
+    artifacts: Path | None = typer.Option(
         None, "--artifacts", envvar="LOOP_ARTIFACT_DIR",
         help="Directory for model checkpoints (default: beside the SQLite file).",
     ),
@@ -47,8 +46,8 @@ def _params_text(params: dict) -> str:
 def propose(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    n: Optional[int] = typer.Option(None, "-n", "--n", help="Batch size (default: the spec's)."),
-    seed: Optional[int] = typer.Option(None, help="Seed (default: derived from the name)."),
+    n: int | None = typer.Option(None, "-n", "--n", help="Batch size (default: the spec's)."),
+    seed: int | None = typer.Option(None, help="Seed (default: derived from the name)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Propose the next batch of experiments."""
@@ -94,7 +93,7 @@ def ingest(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
     path: str = typer.Argument(..., help="CSV or JSONL file of results, or '-' for stdin."),
-    fmt_: Optional[str] = typer.Option(None, "--format", help="csv or jsonl (default: guess)."),
+    fmt_: str | None = typer.Option(None, "--format", help="csv or jsonl (default: guess)."),
     source: str = typer.Option("experiment", help="Source of rows without a source column."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
@@ -157,8 +156,8 @@ def status(
     if fit is None:
         out.print("no model fit yet")
     else:
-        parts = [f"{k}: rmse {v['rmse']:.3g}, r2 {v['r2']:.3g}, 90% coverage "
-                 f"{v['coverage90']:.2f}" for k, v in fit["metrics"].items()
+        parts = [f"{k}: rmse {fmt(v['rmse'])}, r2 {fmt(v['r2'])}, 90% coverage "
+                 f"{fmt(v['coverage90'])}" for k, v in fit["metrics"].items()
                  if isinstance(v, dict)]
         out.print(f"last fit {fit['id']} ({fit['kind']}, {fit['created_at'][:19]}): "
                   + "; ".join(parts))
@@ -168,7 +167,7 @@ def status(
 def export(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
     as_json: bool = typer.Option(False, "--json", help="JSON rows instead of CSV."),
 ) -> None:
     """Every measurement with its proposal and provenance, as CSV (or JSON)."""

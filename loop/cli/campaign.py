@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,7 +17,7 @@ app = typer.Typer(cls=LoopGroup, no_args_is_help=True, help="Create and manage c
 def create(
     ctx: typer.Context,
     spec: Path = typer.Argument(..., help="Campaign spec (TOML)."),
-    name: Optional[str] = typer.Option(None, help="Store under this name instead of the spec's."),
+    name: str | None = typer.Option(None, help="Store under this name instead of the spec's."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Create a campaign from a TOML spec."""
@@ -104,11 +103,11 @@ def show(
 def update(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    budget: Optional[int] = typer.Option(None, help="New budget (number of experiments)."),
-    batch_size: Optional[int] = typer.Option(None, help="New default batch size."),
-    initial_design: Optional[int] = typer.Option(None, help="New initial design size."),
-    surrogate: Optional[str] = typer.Option(None, help="Surrogate by name (e.g. gp)."),
-    acquisition: Optional[str] = typer.Option(None, help="Acquisition by name (e.g. qlognei)."),
+    budget: int | None = typer.Option(None, help="New budget (number of experiments)."),
+    batch_size: int | None = typer.Option(None, help="New default batch size."),
+    initial_design: int | None = typer.Option(None, help="New initial design size."),
+    surrogate: str | None = typer.Option(None, help="Surrogate by name (e.g. gp)."),
+    acquisition: str | None = typer.Option(None, help="Acquisition by name (e.g. qlognei)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Change the budget, batch size, surrogate or acquisition of a live campaign."""
@@ -129,7 +128,7 @@ def update(
 def export_(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="File (default: stdout)."),
 ) -> None:
     """Write the whole campaign (spec history, proposals, measurements, fits, events) as JSON."""
     from loop.bundle import export_bundle
@@ -150,7 +149,7 @@ def export_(
 def import_(
     ctx: typer.Context,
     bundle: Path = typer.Argument(..., help="A bundle written by `loop campaign export`."),
-    name: Optional[str] = typer.Option(None, help="Import under this name."),
+    name: str | None = typer.Option(None, help="Import under this name."),
 ) -> None:
     """Import a campaign bundle into this store, whole or not at all."""
     from loop.bundle import import_bundle

@@ -86,6 +86,8 @@ def fail(message: str, hint: str = "") -> None:
 
 
 def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)

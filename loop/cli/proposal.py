@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from loop.cli.common import LoopGroup, console, emit_json, fmt, open_store
@@ -15,7 +13,7 @@ app = typer.Typer(cls=LoopGroup, no_args_is_help=True, help="List, fail or aband
 def list_(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    status: Optional[str] = typer.Option(None, help="Only this status (e.g. proposed)."),
+    status: str | None = typer.Option(None, help="Only this status (e.g. proposed)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """List a campaign's proposals."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from db import NewMeasurement, NewProposal, Store, crud
+from db import ModelFitRecord, NewMeasurement, NewProposal, Store, crud
 from loop.errors import NotFoundError
 
 
-def _campaign(store: Store, name: str = "c1", spec: dict | None = None) -> int:
+def _campaign(store: Store, name: str = "c1", spec: dict[str, Any] | None = None) -> int:
     with store.session_scope() as session:
         return crud.create_campaign(session=session, name=name, spec=spec or {"budget": 5}).id
 
@@ -223,8 +226,8 @@ def test_leaving_running_clears_the_lease(store: Store) -> None:
         p = crud.set_proposal_status(session=session, proposal_id=pid, status="abandoned")
         assert p.lease_owner is None
     with store.session_scope() as session:
-        p = crud.get_proposal(session=session, proposal_id=pid)
-        assert p is not None and (p.status, p.lease_owner) == ("abandoned", None)
+        got = crud.get_proposal(session=session, proposal_id=pid)
+        assert got is not None and (got.status, got.lease_owner) == ("abandoned", None)
 
 
 # -- measurements -------------------------------------------------------------------------------
@@ -323,7 +326,9 @@ def test_duplicate_key_within_one_submission_is_rejected(store: Store) -> None:
 # -- model fits ---------------------------------------------------------------------------------
 
 
-def _fit(session, cid: int | None, version: str, kind: str = "gp", path: str | None = "f.pt"):  # type: ignore[no-untyped-def]
+def _fit(
+    session: Session, cid: int | None, version: str, kind: str = "gp", path: str | None = "f.pt"
+) -> ModelFitRecord:
     return crud.add_model_fit(
         session=session,
         campaign_id=cid,
@@ -354,21 +359,29 @@ def test_model_fits_latest_and_find_by_data_version(store: Store) -> None:
         assert latest.settings == {"kind": "ensemble"}
         found = crud.find_model_fit(session=session, campaign_id=cid, kind="gp", data_version="v2")
         assert found is not None and found.id == f2.id
-        assert crud.find_model_fit(session=session, campaign_id=cid, kind="gp",
-                                   data_version="v3") is None
+        assert (
+            crud.find_model_fit(session=session, campaign_id=cid, kind="gp", data_version="v3")
+            is None
+        )
         assert [f.id for f in crud.list_model_fits(session=session, campaign_id=cid)] == [
-            f1.id, f2.id, f3.id,
+            f1.id,
+            f2.id,
+            f3.id,
         ]
         got = crud.get_model_fit(session=session, fit_id=f1.id)
         assert got is not None and got.data_version == "v1"
         assert [f.id for f in crud.fits_with_checkpoints(session=session, campaign_id=cid)] == [
-            f3.id, f2.id, f1.id,
+            f3.id,
+            f2.id,
+            f1.id,
         ]
         crud.clear_checkpoint(session=session, fit_id=f2.id)
     with store.session_scope() as session:
         # a fit whose checkpoint is gone cannot be reused
-        assert crud.find_model_fit(session=session, campaign_id=cid, kind="gp",
-                                   data_version="v2") is None
+        assert (
+            crud.find_model_fit(session=session, campaign_id=cid, kind="gp", data_version="v2")
+            is None
+        )
         cleared = crud.get_model_fit(session=session, fit_id=f2.id)
         assert cleared is not None and cleared.checkpoint_path is None
 

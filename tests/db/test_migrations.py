@@ -53,7 +53,7 @@ def _tables(engine: Engine) -> set[str]:
 def _unique(engine: Engine, table: str) -> dict[str, list[str]]:
     with engine.connect() as conn:
         found = inspect(conn).get_unique_constraints(table)
-    return {u["name"]: list(u["column_names"]) for u in found}
+    return {str(u["name"]): list(u["column_names"]) for u in found}
 
 
 def _drift(engine: Engine) -> list[Any]:
@@ -123,8 +123,9 @@ def test_open_store_upgrades_an_empty_database(db_url: str, tmp_path: Path) -> N
         store.dispose()
 
 
-def test_open_store_upgrades_a_downgraded_database(engine: Engine, db_url: str,
-                                                   tmp_path: Path) -> None:
+def test_open_store_upgrades_a_downgraded_database(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
     upgrade(engine)
     downgrade(engine, "base")
     assert "campaign" not in _tables(engine)
@@ -140,8 +141,7 @@ def test_open_store_upgrades_a_downgraded_database(engine: Engine, db_url: str,
         store.dispose()
 
 
-def test_open_store_without_auto_upgrade_leaves_database_empty(db_url: str,
-                                                               tmp_path: Path) -> None:
+def test_open_store_without_auto_upgrade_leaves_database_empty(db_url: str, tmp_path: Path) -> None:
     store = open_store(db_url, artifact_dir=tmp_path / "art", auto_upgrade=False)
     try:
         assert current_revision(store.engine) is None

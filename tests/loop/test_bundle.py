@@ -26,11 +26,30 @@ STATUSES = ["completed", "completed", "failed", "proposed", "abandoned"]
 def _ingest_rows(ids: list[int]) -> list[tuple[int, dict[str, Any]]]:
     """Results for the first two proposals and one historical row (by parameters)."""
     return [
-        (2, {"proposal_id": ids[0], "conductivity": "10.5", "conductivity_std": "0.5",
-             "operator": "ann", "measured_at": "2026-05-01T14:30:00"}),
+        (
+            2,
+            {
+                "proposal_id": ids[0],
+                "conductivity": "10.5",
+                "conductivity_std": "0.5",
+                "operator": "ann",
+                "measured_at": "2026-05-01T14:30:00",
+            },
+        ),
         (3, {"proposal_id": ids[1], "conductivity": "3.25"}),
-        (4, {"measurement_id": "hist-1", "p3ht": "55", "d1": "0", "d2": "0", "d6": "0",
-             "d8": "45", "conductivity": "7.75", "source": "literature"}),
+        (
+            4,
+            {
+                "measurement_id": "hist-1",
+                "p3ht": "55",
+                "d1": "0",
+                "d2": "0",
+                "d6": "0",
+                "d8": "45",
+                "conductivity": "7.75",
+                "source": "literature",
+            },
+        ),
     ]
 
 
@@ -50,17 +69,23 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             first = propose(session=session, name="p3ht", n=3, artifact_dir=tmp / "art")
         ids = [p.id for p in first.proposals]
         with store.session_scope() as session:
-            res = ingest_rows(session=session, name="p3ht", rows=_ingest_rows(ids),
-                              source="results.csv")
+            res = ingest_rows(
+                session=session, name="p3ht", rows=_ingest_rows(ids), source="results.csv"
+            )
             assert res.stored == 3
-            mark_proposal(session=session, proposal_id=ids[2], status="failed",
-                          reason="film peeled off")
+            mark_proposal(
+                session=session, proposal_id=ids[2], status="failed", reason="film peeled off"
+            )
         with store.session_scope() as session:
             second = propose(session=session, name="p3ht", n=2, artifact_dir=tmp / "art")
         assert second.model_fit is not None
         with store.session_scope() as session:
-            mark_proposal(session=session, proposal_id=second.proposals[1].id,
-                          status="abandoned", reason="no time")
+            mark_proposal(
+                session=session,
+                proposal_id=second.proposals[1].id,
+                status="abandoned",
+                reason="no time",
+            )
         with store.session_scope() as session:
             bundle = export_bundle(session=session, name="p3ht")
         yield json.loads(json.dumps(bundle))
@@ -78,8 +103,9 @@ def target(db_url: str, tmp_path: Path) -> Iterator[Store]:
 
 def _import(store: Store, bundle: dict[str, Any], name: str | None = None) -> str:
     with store.session_scope() as session:
-        return import_bundle(session=session, bundle=copy.deepcopy(bundle), name=name,
-                             source="b.json")
+        return import_bundle(
+            session=session, bundle=copy.deepcopy(bundle), name=name, source="b.json"
+        )
 
 
 def _export(store: Store, name: str) -> dict[str, Any]:
@@ -95,8 +121,10 @@ def _snapshot(store: Store) -> dict[str, Any]:
             out[c.name] = (
                 c.spec_version,
                 [(p.id, p.status) for p in crud.list_proposals(session=session, campaign_id=c.id)],
-                [m.idempotency_key
-                 for m in crud.list_measurements(session=session, campaign_id=c.id)],
+                [
+                    m.idempotency_key
+                    for m in crud.list_measurements(session=session, campaign_id=c.id)
+                ],
                 [e.kind for e in crud.list_events(session=session, campaign_id=c.id)],
                 len(crud.list_model_fits(session=session, campaign_id=c.id)),
                 crud.count_candidates(session=session, campaign_id=c.id),
@@ -125,14 +153,24 @@ def _normalize(b: dict[str, Any], *, times: bool) -> dict[str, Any]:
             {**f, "id": None, "created_at": t(f["created_at"])} for f in b["model_fits"]
         ],
         "proposals": [
-            {**p, "id": None, "updated_at": None, "created_at": t(p["created_at"]),
-             "model_fit_id": fit_pos.get(p["model_fit_id"])}
+            {
+                **p,
+                "id": None,
+                "updated_at": None,
+                "created_at": t(p["created_at"]),
+                "model_fit_id": fit_pos.get(p["model_fit_id"]),
+            }
             for p in b["proposals"]
         ],
         "measurements": [
-            {**m, "id": None, "proposal_id": prop_pos.get(m["proposal_id"]),
-             "idempotency_key": key(m["idempotency_key"]),
-             "created_at": t(m["created_at"]), "measured_at": t(m["measured_at"])}
+            {
+                **m,
+                "id": None,
+                "proposal_id": prop_pos.get(m["proposal_id"]),
+                "idempotency_key": key(m["idempotency_key"]),
+                "created_at": t(m["created_at"]),
+                "measured_at": t(m["measured_at"]),
+            }
             for m in b["measurements"]
         ],
         "events": [{**e, "created_at": t(e["created_at"])} for e in b["events"]],
@@ -149,8 +187,7 @@ def test_source_campaign_covers_every_part(source: dict[str, Any]) -> None:
     assert [h["version"] for h in source["spec_history"]] == [1, 2]
 
 
-def test_import_reproduces_the_campaign(source: dict[str, Any], target: Store,
-                                        db_url: str) -> None:
+def test_import_reproduces_the_campaign(source: dict[str, Any], target: Store, db_url: str) -> None:
     assert _import(target, source) == "p3ht"
     got = _export(target, "p3ht")
     assert got["format"] == BUNDLE_FORMAT
@@ -164,8 +201,15 @@ def test_import_reproduces_the_campaign(source: dict[str, Any], target: Store,
     times = db_url.startswith("sqlite")
     expected = _normalize(source, times=times)
     actual = _normalize(got, times=times)
-    for part in ("campaign", "spec_history", "candidates", "model_fits", "proposals",
-                 "measurements", "events"):
+    for part in (
+        "campaign",
+        "spec_history",
+        "candidates",
+        "model_fits",
+        "proposals",
+        "measurements",
+        "events",
+    ):
         assert actual[part] == expected[part], part
 
 
@@ -176,8 +220,10 @@ def test_imported_records(source: dict[str, Any], target: Store) -> None:
         rec = crud.get_campaign(session=session, name="p3ht")
         assert rec.spec_version == 2 and rec.spec["initial_design"] == 2
         hist = crud.spec_history(session=session, campaign_id=rec.id)
-        assert [(h["version"], h["note"]) for h in hist] == [(1, "created"),
-                                                             (2, "initial_design=2")]
+        assert [(h["version"], h["note"]) for h in hist] == [
+            (1, "created"),
+            (2, "initial_design=2"),
+        ]
         props = crud.list_proposals(session=session, campaign_id=rec.id)
         assert [p.status for p in props] == STATUSES
         assert props[2].reason == "film peeled off" and props[4].reason == "no time"
@@ -191,13 +237,16 @@ def test_imported_records(source: dict[str, Any], target: Store) -> None:
         assert ms[0].provenance["operator"] == "ann"
         assert [m.proposal_id for m in ms] == [props[0].id, props[1].id, None]
         assert [m.idempotency_key for m in ms] == [
-            f"proposal:{props[0].id}", f"proposal:{props[1].id}", "id:hist-1",
+            f"proposal:{props[0].id}",
+            f"proposal:{props[1].id}",
+            "id:hist-1",
         ]
         assert [m.source for m in ms] == ["experiment", "experiment", "literature"]
 
 
-def test_reingesting_results_into_the_import_stores_nothing(source: dict[str, Any],
-                                                            target: Store) -> None:
+def test_reingesting_results_into_the_import_stores_nothing(
+    source: dict[str, Any], target: Store
+) -> None:
     _import(target, source, name="first")  # so that the ids of the second import differ
     _import(target, source)
     with target.session_scope() as session:
@@ -241,8 +290,9 @@ def test_import_under_a_new_name(source: dict[str, Any], target: Store) -> None:
     assert len(snap["p3ht"][2]) == len(snap["p3ht-copy"][2]) == 3
 
 
-def test_sqlite_bundle_of_an_import_imports_again(source: dict[str, Any], target: Store,
-                                                  tmp_path: Path) -> None:
+def test_sqlite_bundle_of_an_import_imports_again(
+    source: dict[str, Any], target: Store, tmp_path: Path
+) -> None:
     """Export the imported campaign again (from either database) and import it into SQLite."""
     _import(target, source)
     again = _export(target, "p3ht")
@@ -253,9 +303,10 @@ def test_sqlite_bundle_of_an_import_imports_again(source: dict[str, Any], target
     finally:
         third.dispose()
     assert [e["kind"] for e in got["events"]][-2:] == ["imported", "imported"]
-    assert _normalize(got, times=False)["measurements"] == _normalize(source, times=False)[
-        "measurements"
-    ]
+    assert (
+        _normalize(got, times=False)["measurements"]
+        == _normalize(source, times=False)["measurements"]
+    )
     assert [p["status"] for p in got["proposals"]] == STATUSES
 
 
@@ -296,8 +347,9 @@ DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", list(DAMAGES), ids=list(DAMAGES))
-def test_damaged_bundle_changes_nothing(source: dict[str, Any], sqlite_url: str,
-                                        tmp_path: Path, damage: str) -> None:
+def test_damaged_bundle_changes_nothing(
+    source: dict[str, Any], sqlite_url: str, tmp_path: Path, damage: str
+) -> None:
     store = open_store(sqlite_url, artifact_dir=tmp_path / "art")
     try:
         bad = copy.deepcopy(source)

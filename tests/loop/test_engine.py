@@ -191,3 +191,21 @@ def test_budget_caps_the_batch(tmp_path: Path) -> None:
         assert len(res.proposals) == 1 and "budget" in res.notes[0]
     with store.session_scope() as s, pytest.raises(BudgetError, match="spent its budget"):
         propose(session=s, name="alloy", artifact_dir=tmp_path)
+
+
+def test_constant_results_fit_and_store_on_every_database(
+    store, p3ht_spec: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """All-equal values make R^2 undefined; it is stored as null (PostgreSQL's json has no NaN)."""
+    with store.session_scope() as s:
+        rec = create_campaign(session=s, path=p3ht_spec)
+        cands = crud.list_candidates(session=s, campaign_id=rec.id)
+    rows = [(i + 2, {**c[2], "conductivity": 5.0}) for i, c in enumerate(cands[:7])]
+    with store.session_scope() as s:
+        ingest_rows(session=s, name="p3ht", rows=rows, source="t")
+    with store.session_scope() as s:
+        res = propose(session=s, name="p3ht", n=2, artifact_dir=store.artifact_dir)
+    assert res.model_fit is not None
+    with store.session_scope() as s:
+        fit = crud.latest_model_fit(session=s, campaign_id=rec.id)
+    assert fit is not None and fit.metrics["conductivity"]["r2"] is None

@@ -93,7 +93,10 @@ def test_failed_proposal_stays_out_of_model_based_batches(store: Store, tmp_path
         ingest_rows(
             session=session,
             name="tiny",
-            rows=[(2, {"proposal_id": seed[0][0], "f": 1.0}), (3, {"proposal_id": seed[1][0], "f": 2.5})],
+            rows=[
+                (2, {"proposal_id": seed[0][0], "f": 1.0}),
+                (3, {"proposal_id": seed[1][0], "f": 2.5}),
+            ],
         )
     model = _propose(store, tmp_path, 2)
     with store.session_scope() as session:
