@@ -224,7 +224,9 @@ def ingest_rows(
                                f"({params}); drop the parameter columns or fix the proposal_id")
         else:
             missing = [c for c in inputs if c not in given]
-            if missing and pid_raw in (None, ""):
+            if missing and pid_raw not in (None, ""):
+                params = {}  # the bad proposal_id is reported; no noise about parameters
+            elif missing:
                 bad.append(f"missing parameter column(s) {missing}; give them or a proposal_id")
                 params = {}
             else:
