@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,61 +46,59 @@ def optimize_box(
     bounds: torch.Tensor,
     q: int,
     *,
+    raw_points: torch.Tensor,
     equality_constraints: list[tuple[torch.Tensor, torch.Tensor, float]] | None = None,
     categorical_blocks: list[tuple[int, int]] | None = None,
     num_restarts: int = 4,
-    raw_samples: int = 128,
-    max_combinations: int = 32,
-    seed: int = 0,
+    maxiter: int = 100,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient-based q-batch optimization in a box, with one-hot categoricals held fixed.
+    """Sequential greedy q-batch by gradient ascent from the best of `raw_points`.
+
+    Start points come from the caller's space-filling design (they already meet the
+    composition constraints), which avoids BoTorch's polytope sampler; each start keeps its
+    one-hot categorical columns fixed, so mixed spaces need no enumeration of combinations.
 
     Args:
         bounds: `2 x d` bounds of the encoding.
+        raw_points: `r x d` feasible points to score and start from.
         equality_constraints: BoTorch `(indices, coefficients, rhs)` equalities.
-        categorical_blocks: `(start, width)` of each one-hot block; the optimizer enumerates their
-            combinations (a random subset of `max_combinations` when there are more).
-        seed: Seed for restarts and the choice of combinations.
+        categorical_blocks: `(start, width)` of each one-hot block.
+        num_restarts: Gradient runs per pick, from the best-scoring raw points.
 
     Returns:
-        `q x d` candidates and their `q` acquisition values.
+        `q x d` candidates and their `q` acquisition values (each given the picks before).
     """
     import torch
-    from botorch.optim import optimize_acqf, optimize_acqf_mixed
+    from botorch.optim import optimize_acqf
 
-    torch.manual_seed(seed)
-    options = {"batch_limit": 4, "maxiter": 100}
-    if not categorical_blocks:
-        X, values = optimize_acqf(
-            acqf, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples,
-            equality_constraints=equality_constraints or None, sequential=True, options=options,
-        )
-        return X.detach(), values.detach().reshape(-1)
-    combos = list(itertools.product(*[range(w) for _, w in categorical_blocks]))
-    if len(combos) > max_combinations:
-        g = torch.Generator().manual_seed(seed)
-        pick = torch.randperm(len(combos), generator=g)[:max_combinations].tolist()
-        combos = [combos[i] for i in pick]
-    fixed = []
-    for combo in combos:
-        ff: dict[int, float] = {}
-        for (start, width), choice in zip(categorical_blocks, combo):
-            for k in range(width):
-                ff[start + k] = 1.0 if k == choice else 0.0
-        fixed.append(ff)
-    X, _ = optimize_acqf_mixed(
-        acqf, bounds=bounds, q=q, num_restarts=num_restarts, raw_samples=raw_samples,
-        fixed_features_list=fixed, equality_constraints=equality_constraints or None,
-        options=options,
-    )
-    X = X.detach()
-    # value of each pick given the ones before it, as the sequential path reports
-    values = []
+    cat_cols = [c for start, width in (categorical_blocks or []) for c in
+                range(start, start + width)]
     base = acqf.X_pending
-    with torch.no_grad():
-        for i in range(X.shape[0]):
-            values.append(float(acqf(X[i : i + 1].unsqueeze(0))))
-            prev = X[: i + 1]
-            acqf.set_X_pending(prev if base is None else torch.cat([base, prev]))
-    acqf.set_X_pending(base)
-    return X, torch.tensor(values, dtype=X.dtype)
+    picks: list[torch.Tensor] = []
+    values: list[float] = []
+    try:
+        for _ in range(q):
+            with torch.no_grad():
+                scores = acqf(raw_points.unsqueeze(1))
+            k = min(num_restarts, raw_points.shape[0])
+            starts = raw_points[scores.topk(k).indices]
+            best_x, best_v = None, -float("inf")
+            for x0 in starts:
+                fixed = {c: float(x0[c]) for c in cat_cols}
+                x, v = optimize_acqf(
+                    acqf, bounds=bounds, q=1, num_restarts=1,
+                    batch_initial_conditions=x0.reshape(1, 1, -1),
+                    equality_constraints=equality_constraints or None,
+                    fixed_features=fixed or None, options={"maxiter": maxiter},
+                    retry_on_optimization_warning=False,
+                )
+                if float(v) > best_v:
+                    best_x, best_v = x.detach().reshape(1, -1), float(v)
+            assert best_x is not None
+            picks.append(best_x)
+            values.append(best_v)
+            done = torch.cat(picks)
+            acqf.set_X_pending(done if base is None else torch.cat([base, done]))
+    finally:
+        acqf.set_X_pending(base)
+    return torch.cat(picks), torch.tensor(values, dtype=raw_points.dtype)

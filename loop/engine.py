@@ -37,6 +37,8 @@ __all__ = ["ProposeResult", "propose", "budget_state", "KEEP_CHECKPOINTS"]
 #: Checkpoints kept per campaign; older ones are deleted (their metadata stays).
 KEEP_CHECKPOINTS = 5
 PENDING = ("proposed", "running")
+#: Space-filling points scored to start the gradient search in continuous and mixed spaces.
+RAW_SAMPLES = 512
 
 
 @dataclass
@@ -278,10 +280,10 @@ def propose(
         Xq = choices[idx]
         rows = [candidates[i] for i in picked]
     else:
-        Xq, values = optimize_box(acqf, bounds, q,
+        raw = space.encode(space.sobol(RAW_SAMPLES, seed=base_seed + batch))
+        Xq, values = optimize_box(acqf, bounds, q, raw_points=raw,
                                   equality_constraints=space.equality_constraints(),
-                                  categorical_blocks=space.categorical_blocks(),
-                                  seed=base_seed + batch)
+                                  categorical_blocks=space.categorical_blocks())
         rows = space.decode(Xq)
         picked = [None] * len(rows)  # type: ignore[list-item]
         Xq = space.encode(rows)
