@@ -71,8 +71,9 @@ def optimize_box(
     import torch
     from botorch.optim import optimize_acqf
 
-    cat_cols = [c for start, width in (categorical_blocks or []) for c in
-                range(start, start + width)]
+    cat_cols = [
+        c for start, width in (categorical_blocks or []) for c in range(start, start + width)
+    ]
     base = acqf.X_pending
     picks: list[torch.Tensor] = []
     values: list[float] = []
@@ -86,10 +87,14 @@ def optimize_box(
             for x0 in starts:
                 fixed = {c: float(x0[c]) for c in cat_cols}
                 x, v = optimize_acqf(
-                    acqf, bounds=bounds, q=1, num_restarts=1,
+                    acqf,
+                    bounds=bounds,
+                    q=1,
+                    num_restarts=1,
                     batch_initial_conditions=x0.reshape(1, 1, -1),
                     equality_constraints=equality_constraints or None,
-                    fixed_features=fixed or None, options={"maxiter": maxiter},
+                    fixed_features=fixed or None,
+                    options={"maxiter": maxiter},
                     retry_on_optimization_warning=False,
                 )
                 if float(v) > best_v:

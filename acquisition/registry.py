@@ -52,7 +52,9 @@ ACQUISITIONS: dict[str, Builder] = {}
 _OPTIONS: dict[str, set[str]] = {}
 
 
-def register_acquisition(name: str, options: set[str] | None = None) -> Callable[[Builder], Builder]:
+def register_acquisition(
+    name: str, options: set[str] | None = None
+) -> Callable[[Builder], Builder]:
     """Decorator adding an acquisition builder under `name`, accepting `options`."""
 
     def deco(fn: Builder) -> Builder:
@@ -143,8 +145,12 @@ def _qlogei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> A
     else:
         best = float(y.max())
     return qLogExpectedImprovement(
-        model=model, best_f=best, sampler=_sampler(ctx, options), objective=objective,
-        constraints=constraints, X_pending=ctx.X_pending,
+        model=model,
+        best_f=best,
+        sampler=_sampler(ctx, options),
+        objective=objective,
+        constraints=constraints,
+        X_pending=ctx.X_pending,
     )
 
 
@@ -158,8 +164,11 @@ def _qucb(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> Acq
         )
     objective, _ = _objective_and_constraints(ctx, ctx.Y.shape[-1])
     return qUpperConfidenceBound(
-        model=model, beta=float(options.get("beta", 2.0)), sampler=_sampler(ctx, options),
-        objective=objective, X_pending=ctx.X_pending,
+        model=model,
+        beta=float(options.get("beta", 2.0)),
+        sampler=_sampler(ctx, options),
+        objective=objective,
+        X_pending=ctx.X_pending,
     )
 
 

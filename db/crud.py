@@ -65,6 +65,7 @@ __all__ = [
 
 # -- conversion ---------------------------------------------------------------------------------
 
+
 def _campaign(row: Campaign) -> CampaignRecord:
     return CampaignRecord(
         id=row.id,
@@ -132,29 +133,40 @@ def _fit(row: ModelFit) -> ModelFitRecord:
 
 def _event(row: Event) -> EventRecord:
     return EventRecord(
-        id=row.id, campaign_id=row.campaign_id, kind=row.kind, payload=row.payload or {},
+        id=row.id,
+        campaign_id=row.campaign_id,
+        kind=row.kind,
+        payload=row.payload or {},
         created_at=row.created_at,
     )
 
 
 # -- campaigns ----------------------------------------------------------------------------------
 
+
 def campaign_exists(*, session: Session, name: str) -> bool:
     return session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None
 
 
 def create_campaign(
-    *, session: Session, name: str, spec: dict[str, Any], note: str = "created",
-    status: str = "active", created_at: datetime | None = None,
+    *,
+    session: Session,
+    name: str,
+    spec: dict[str, Any],
+    note: str = "created",
+    status: str = "active",
+    created_at: datetime | None = None,
 ) -> CampaignRecord:
     """Insert a campaign and its first spec version. The caller checks the name is free."""
     now = created_at or utcnow()
-    row = Campaign(name=name, spec=spec, spec_version=1, status=status, created_at=now,
-                   updated_at=now)
+    row = Campaign(
+        name=name, spec=spec, spec_version=1, status=status, created_at=now, updated_at=now
+    )
     session.add(row)
     session.flush()
-    session.add(CampaignSpecVersion(campaign_id=row.id, version=1, spec=spec, note=note,
-                                    created_at=now))
+    session.add(
+        CampaignSpecVersion(campaign_id=row.id, version=1, spec=spec, note=note, created_at=now)
+    )
     session.flush()
     return _campaign(row)
 
@@ -173,7 +185,8 @@ def get_campaign(*, session: Session, name: str) -> CampaignRecord:
         known = session.scalars(select(Campaign.name).order_by(Campaign.name).limit(20)).all()
         raise NotFoundError(
             f"no campaign named '{name}'",
-            f"known campaigns: {', '.join(known)}" if known
+            f"known campaigns: {', '.join(known)}"
+            if known
             else "create one with `loop campaign create SPEC.toml`",
         )
     return rec
@@ -191,8 +204,9 @@ def update_campaign_spec(
     row.spec_version += 1
     row.spec = spec
     row.updated_at = utcnow()
-    session.add(CampaignSpecVersion(campaign_id=campaign_id, version=row.spec_version, spec=spec,
-                                    note=note))
+    session.add(
+        CampaignSpecVersion(campaign_id=campaign_id, version=row.spec_version, spec=spec, note=note)
+    )
     session.flush()
     return _campaign(row)
 
@@ -216,6 +230,7 @@ def spec_history(*, session: Session, campaign_id: int) -> list[dict[str, Any]]:
 
 
 # -- candidates ---------------------------------------------------------------------------------
+
 
 def add_candidates(
     *, session: Session, campaign_id: int, rows: Sequence[tuple[str | None, dict[str, Any]]]
@@ -241,27 +256,43 @@ def list_candidates(
 
 
 def count_candidates(*, session: Session, campaign_id: int) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(Candidate).where(Candidate.campaign_id == campaign_id)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.count()).select_from(Candidate).where(Candidate.campaign_id == campaign_id)
+        )
+        or 0
+    )
 
 
 # -- proposals ----------------------------------------------------------------------------------
 
+
 def next_batch(*, session: Session, campaign_id: int) -> int:
-    top = session.scalar(select(func.max(Proposal.batch)).where(Proposal.campaign_id == campaign_id))
+    top = session.scalar(
+        select(func.max(Proposal.batch)).where(Proposal.campaign_id == campaign_id)
+    )
     return 1 if top is None else int(top) + 1
 
 
 def add_proposals(
-    *, session: Session, campaign_id: int, batch: int, items: Iterable[NewProposal],
+    *,
+    session: Session,
+    campaign_id: int,
+    batch: int,
+    items: Iterable[NewProposal],
     model_fit_id: int | None = None,
 ) -> list[ProposalRecord]:
     rows = [
         Proposal(
-            campaign_id=campaign_id, batch=batch, candidate_idx=it.candidate_idx,
-            params=it.params, status="proposed", strategy=it.strategy,
-            predictions=it.predictions, acq_value=it.acq_value, model_fit_id=model_fit_id,
+            campaign_id=campaign_id,
+            batch=batch,
+            candidate_idx=it.candidate_idx,
+            params=it.params,
+            status="proposed",
+            strategy=it.strategy,
+            predictions=it.predictions,
+            acq_value=it.acq_value,
+            model_fit_id=model_fit_id,
             reason="",
         )
         for it in items
@@ -311,6 +342,7 @@ def count_proposals_by_status(*, session: Session, campaign_id: int) -> dict[str
 
 # -- measurements -------------------------------------------------------------------------------
 
+
 def list_measurements(*, session: Session, campaign_id: int) -> list[MeasurementRecord]:
     rows = session.scalars(
         select(Measurement).where(Measurement.campaign_id == campaign_id).order_by(Measurement.id)
@@ -319,9 +351,14 @@ def list_measurements(*, session: Session, campaign_id: int) -> list[Measurement
 
 
 def count_measurements(*, session: Session, campaign_id: int) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(Measurement).where(Measurement.campaign_id == campaign_id)
-    ) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Measurement)
+            .where(Measurement.campaign_id == campaign_id)
+        )
+        or 0
+    )
 
 
 def measurements_by_key(
@@ -346,9 +383,15 @@ def add_measurements(
 ) -> list[MeasurementRecord]:
     rows = [
         Measurement(
-            campaign_id=campaign_id, proposal_id=it.proposal_id, candidate_idx=it.candidate_idx,
-            params=it.params, values=it.values, stds=it.stds, source=it.source,
-            provenance=it.provenance, idempotency_key=it.idempotency_key,
+            campaign_id=campaign_id,
+            proposal_id=it.proposal_id,
+            candidate_idx=it.candidate_idx,
+            params=it.params,
+            values=it.values,
+            stds=it.stds,
+            source=it.source,
+            provenance=it.provenance,
+            idempotency_key=it.idempotency_key,
             measured_at=it.measured_at,
         )
         for it in items
@@ -360,24 +403,39 @@ def add_measurements(
         session.execute(
             update(Proposal)
             .where(Proposal.id.in_(done))
-            .values(status="completed", lease_owner=None, lease_expires_at=None,
-                    updated_at=utcnow())
+            .values(
+                status="completed", lease_owner=None, lease_expires_at=None, updated_at=utcnow()
+            )
         )
     return [_measurement(r) for r in rows]
 
 
 # -- model fits ---------------------------------------------------------------------------------
 
+
 def add_model_fit(
-    *, session: Session, campaign_id: int | None, name: str, kind: str,
-    settings: dict[str, Any], data_version: str, metrics: dict[str, Any],
-    heldout: list[Any], checkpoint_path: str | None = None,
+    *,
+    session: Session,
+    campaign_id: int | None,
+    name: str,
+    kind: str,
+    settings: dict[str, Any],
+    data_version: str,
+    metrics: dict[str, Any],
+    heldout: list[Any],
+    checkpoint_path: str | None = None,
     checkpoint_sha256: str | None = None,
 ) -> ModelFitRecord:
     row = ModelFit(
-        campaign_id=campaign_id, name=name, kind=kind, settings=settings,
-        data_version=data_version, metrics=metrics, heldout=heldout,
-        checkpoint_path=checkpoint_path, checkpoint_sha256=checkpoint_sha256,
+        campaign_id=campaign_id,
+        name=name,
+        kind=kind,
+        settings=settings,
+        data_version=data_version,
+        metrics=metrics,
+        heldout=heldout,
+        checkpoint_path=checkpoint_path,
+        checkpoint_sha256=checkpoint_sha256,
     )
     session.add(row)
     session.flush()
@@ -391,8 +449,10 @@ def get_model_fit(*, session: Session, fit_id: int) -> ModelFitRecord | None:
 
 def latest_model_fit(*, session: Session, campaign_id: int) -> ModelFitRecord | None:
     row = session.scalar(
-        select(ModelFit).where(ModelFit.campaign_id == campaign_id)
-        .order_by(ModelFit.id.desc()).limit(1)
+        select(ModelFit)
+        .where(ModelFit.campaign_id == campaign_id)
+        .order_by(ModelFit.id.desc())
+        .limit(1)
     )
     return _fit(row) if row is not None else None
 
@@ -409,7 +469,8 @@ def find_model_fit(
             ModelFit.data_version == data_version,
             ModelFit.checkpoint_path.is_not(None),
         )
-        .order_by(ModelFit.id.desc()).limit(1)
+        .order_by(ModelFit.id.desc())
+        .limit(1)
     )
     return _fit(row) if row is not None else None
 
@@ -437,16 +498,25 @@ def clear_checkpoint(*, session: Session, fit_id: int) -> None:
 
 # -- events -------------------------------------------------------------------------------------
 
+
 def add_event(
-    *, session: Session, campaign_id: int | None, kind: str, payload: dict[str, Any] | None = None,
+    *,
+    session: Session,
+    campaign_id: int | None,
+    kind: str,
+    payload: dict[str, Any] | None = None,
     created_at: datetime | None = None,
 ) -> None:
-    session.add(Event(campaign_id=campaign_id, kind=kind, payload=payload or {},
-                      created_at=created_at or utcnow()))
+    session.add(
+        Event(
+            campaign_id=campaign_id,
+            kind=kind,
+            payload=payload or {},
+            created_at=created_at or utcnow(),
+        )
+    )
 
 
 def list_events(*, session: Session, campaign_id: int) -> list[EventRecord]:
-    rows = session.scalars(
-        select(Event).where(Event.campaign_id == campaign_id).order_by(Event.id)
-    )
+    rows = session.scalars(select(Event).where(Event.campaign_id == campaign_id).order_by(Event.id))
     return [_event(r) for r in rows]

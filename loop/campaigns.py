@@ -52,7 +52,9 @@ def check_model_names(spec: CampaignSpec, source: str = "") -> None:
         raise SpecError(f"{where}model: {err}", "fix [model] in the spec") from None
 
 
-def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
+def read_pool(
+    spec: CampaignSpec, base_dir: Path
+) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
     """Read a spec's candidate pool; identical rows become one candidate.
 
     Returns:
@@ -64,17 +66,24 @@ def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tu
     if not path.is_absolute():
         path = base_dir / path
     if not path.is_file():
-        raise SpecError(f"pool file {path} does not exist",
-                        "fix pool.path (relative paths start at the spec file's folder)")
+        raise SpecError(
+            f"pool file {path} does not exist",
+            "fix pool.path (relative paths start at the spec file's folder)",
+        )
     cmap = spec.pool.column_map()
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
-        missing = [c for c in list(cmap.values()) + ([spec.pool.key] if spec.pool.key else [])
-                   if c not in header]
+        missing = [
+            c
+            for c in list(cmap.values()) + ([spec.pool.key] if spec.pool.key else [])
+            if c not in header
+        ]
         if missing:
-            raise SpecError(f"{path}: pool columns {missing} are not in the file",
-                            f"the file's columns are: {', '.join(header)}")
+            raise SpecError(
+                f"{path}: pool columns {missing} are not in the file",
+                f"the file's columns are: {', '.join(header)}",
+            )
         raw = [(i + 2, row) for i, row in enumerate(reader)]
     if not raw:
         raise SpecError(f"{path}: the pool file has no rows", "add candidate rows")
@@ -93,9 +102,10 @@ def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tu
                     raise ValueError
             except ValueError:
                 if p is not None:
-                    raise SpecError(f"{path}, line {line}, column '{col}': {text!r} is not a "
-                                    "number", "fix the value or declare the parameter categorical"
-                                    ) from None
+                    raise SpecError(
+                        f"{path}, line {line}, column '{col}': {text!r} is not a number",
+                        "fix the value or declare the parameter categorical",
+                    ) from None
                 v = text
             values[name].append(v)
     params_out = []
@@ -107,8 +117,10 @@ def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tu
             if all(isinstance(v, float) for v in vs):
                 lo, hi = min(vs), max(vs)
                 if lo == hi:
-                    raise SpecError(f"{path}: column '{col}' is constant ({lo:g}) in the pool",
-                                    f"drop '{name}' from pool.columns")
+                    raise SpecError(
+                        f"{path}: column '{col}' is constant ({lo:g}) in the pool",
+                        f"drop '{name}' from pool.columns",
+                    )
                 params_out.append(FloatParameter(name=name, low=lo, high=hi))
             else:
                 choices = sorted({str(v) for v in vs})
@@ -131,12 +143,17 @@ def read_pool(spec: CampaignSpec, base_dir: Path) -> tuple[CampaignSpec, list[tu
         seen[ident] = len(rows)
         rows.append(((row.get(spec.pool.key) or None) if spec.pool.key else None, coerced))
     if problems:
-        raise SpecError(f"{path}: {len(problems)} pool values break the declared parameters: "
-                        + "; ".join(problems[:10]), "fix the pool file or the parameter bounds")
+        raise SpecError(
+            f"{path}: {len(problems)} pool values break the declared parameters: "
+            + "; ".join(problems[:10]),
+            "fix the pool file or the parameter bounds",
+        )
     return resolved, rows
 
 
-def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]] | None]:
+def load_campaign_spec(
+    path: str | Path,
+) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]] | None]:
     """Read a spec file, resolve its paths and read its pool (if any)."""
     p = Path(path)
     spec = load_spec(p)
@@ -148,8 +165,11 @@ def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, list[tuple[str |
         if not sp.startswith("package:") and not Path(sp).is_absolute():
             sim["options"]["path"] = str((base / sp).resolve())
     if spec.pool is not None:
-        raw["pool"]["path"] = str((base / spec.pool.path).resolve()) \
-            if not Path(spec.pool.path).is_absolute() else spec.pool.path
+        raw["pool"]["path"] = (
+            str((base / spec.pool.path).resolve())
+            if not Path(spec.pool.path).is_absolute()
+            else spec.pool.path
+        )
     spec = parse_spec(raw, str(p))
     check_model_names(spec, str(p))
     if spec.pool is None:
@@ -158,8 +178,11 @@ def load_campaign_spec(path: str | Path) -> tuple[CampaignSpec, list[tuple[str |
 
 
 def create_campaign_from_spec(
-    *, session: Session, spec: CampaignSpec,
-    candidates: list[tuple[str | None, dict[str, Any]]] | None, name: str | None = None,
+    *,
+    session: Session,
+    spec: CampaignSpec,
+    candidates: list[tuple[str | None, dict[str, Any]]] | None,
+    name: str | None = None,
 ) -> CampaignRecord:
     """Store a validated campaign (and its pool) under `name` (default: the spec's name)."""
     if name is not None and name != spec.name:
@@ -167,18 +190,26 @@ def create_campaign_from_spec(
         raw["name"] = name
         spec = parse_spec(raw)
     if crud.campaign_exists(session=session, name=spec.name):
-        raise ConflictError(f"a campaign named '{spec.name}' already exists",
-                            "choose another name with --name, or use the existing campaign")
+        raise ConflictError(
+            f"a campaign named '{spec.name}' already exists",
+            "choose another name with --name, or use the existing campaign",
+        )
     rec = crud.create_campaign(session=session, name=spec.name, spec=spec.to_json())
     n = 0
     if candidates is not None:
         n = crud.add_candidates(session=session, campaign_id=rec.id, rows=candidates)
-    crud.add_event(session=session, campaign_id=rec.id, kind="campaign_created",
-                   payload={"spec_version": 1, "candidates": n})
+    crud.add_event(
+        session=session,
+        campaign_id=rec.id,
+        kind="campaign_created",
+        payload={"spec_version": 1, "candidates": n},
+    )
     return rec
 
 
-def create_campaign(*, session: Session, path: str | Path, name: str | None = None) -> CampaignRecord:
+def create_campaign(
+    *, session: Session, path: str | Path, name: str | None = None
+) -> CampaignRecord:
     """Create a campaign from a TOML spec file."""
     spec, candidates = load_campaign_spec(path)
     return create_campaign_from_spec(session=session, spec=spec, candidates=candidates, name=name)
@@ -191,12 +222,17 @@ def update_campaign(*, session: Session, name: str, changes: dict[str, Any]) -> 
     """
     unknown = set(changes) - set(UPDATABLE)
     if unknown:
-        raise LoopError(f"cannot change {sorted(unknown)} of a live campaign",
-                        f"changeable: {', '.join(UPDATABLE)}")
+        raise LoopError(
+            f"cannot change {sorted(unknown)} of a live campaign",
+            f"changeable: {', '.join(UPDATABLE)}",
+        )
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
-        raise LoopError("nothing to change", "give at least one of --budget, --batch-size, "
-                        "--initial-design, --surrogate, --acquisition")
+        raise LoopError(
+            "nothing to change",
+            "give at least one of --budget, --batch-size, "
+            "--initial-design, --surrogate, --acquisition",
+        )
     rec = crud.get_campaign(session=session, name=name)
     raw = dict(rec.spec)
     model = dict(raw.get("model", {}))
@@ -210,16 +246,26 @@ def update_campaign(*, session: Session, name: str, changes: dict[str, Any]) -> 
     raw["model"] = model
     spec = parse_spec(raw, f"campaign '{name}'")
     check_model_names(spec, f"campaign '{name}'")
-    used = sum(n for s, n in crud.count_proposals_by_status(session=session, campaign_id=rec.id)
-               .items() if s != "abandoned")
+    used = sum(
+        n
+        for s, n in crud.count_proposals_by_status(session=session, campaign_id=rec.id).items()
+        if s != "abandoned"
+    )
     if spec.budget < used:
-        raise SpecError(f"budget {spec.budget} is below the {used} experiments already proposed",
-                        f"give a budget of at least {used}")
+        raise SpecError(
+            f"budget {spec.budget} is below the {used} experiments already proposed",
+            f"give a budget of at least {used}",
+        )
     note = ", ".join(f"{k}={v}" for k, v in changes.items())
-    out = crud.update_campaign_spec(session=session, campaign_id=rec.id, spec=spec.to_json(),
-                                    note=note)
+    out = crud.update_campaign_spec(
+        session=session, campaign_id=rec.id, spec=spec.to_json(), note=note
+    )
     if rec.status == "completed" and spec.budget > used:
         crud.set_campaign_status(session=session, campaign_id=rec.id, status="active")
-    crud.add_event(session=session, campaign_id=rec.id, kind="spec_updated",
-                   payload={"version": out.spec_version, "changes": changes})
+    crud.add_event(
+        session=session,
+        campaign_id=rec.id,
+        kind="spec_updated",
+        payload={"version": out.spec_version, "changes": changes},
+    )
     return out

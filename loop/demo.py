@@ -20,8 +20,13 @@ __all__ = ["run_demo", "oracle_round"]
 
 
 def oracle_round(
-    store: Store, name: str, sim: DatasetSimulator, rng: np.random.Generator, *,
-    n: int | None = None, seed: int | None = None,
+    store: Store,
+    name: str,
+    sim: DatasetSimulator,
+    rng: np.random.Generator,
+    *,
+    n: int | None = None,
+    seed: int | None = None,
 ) -> list[dict[str, Any]]:
     """Propose a batch, measure it with the oracle and ingest the results (two transactions)."""
     with store.session_scope() as session:
@@ -32,13 +37,25 @@ def oracle_round(
         rows.append((i + 1, {"proposal_id": p.id, **values, "source": "oracle"}))
     with store.session_scope() as session:
         ingest_rows(session=session, name=name, rows=rows, source=f"oracle batch {res.batch}")
-    return [{"proposal": p.id, "params": p.params, "values": r[1], "strategy": p.strategy,
-             "predictions": p.predictions}
-            for p, r in zip(res.proposals, rows)]
+    return [
+        {
+            "proposal": p.id,
+            "params": p.params,
+            "values": r[1],
+            "strategy": p.strategy,
+            "predictions": p.predictions,
+        }
+        for p, r in zip(res.proposals, rows)
+    ]
 
 
 def run_demo(
-    store: Store, *, name: str = "demo-p3ht", rounds: int = 6, batch: int = 4, seed: int = 0,
+    store: Store,
+    *,
+    name: str = "demo-p3ht",
+    rounds: int = 6,
+    batch: int = 4,
+    seed: int = 0,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Create the demo campaign and run the initial design plus `rounds` model-based batches."""
@@ -55,8 +72,10 @@ def run_demo(
     assert isinstance(sim, DatasetSimulator)
     obj = spec.objectives[0]
     top = sim.top_fraction_keys(0.05)
-    echo(f"campaign '{target}': {len(sim)} candidate blends, maximize {obj.name} "
-         f"({obj.unit}); top 5% = {len(top)} blends, best {sim.best()[1]:.4g}")
+    echo(
+        f"campaign '{target}': {len(sim)} candidate blends, maximize {obj.name} "
+        f"({obj.unit}); top 5% = {len(top)} blends, best {sim.best()[1]:.4g}"
+    )
     rng = np.random.default_rng(seed)
     found: set[Any] = set()
     n_exp = 0
@@ -71,12 +90,23 @@ def run_demo(
             if sim.key(d["params"]) in top:
                 found.add(sim.key(d["params"]))
         vals = ", ".join(f"{d['values'][obj.name]:.4g}" for d in done)
-        echo(f"round {r:2d} ({done[0]['strategy']:>10}): measured {vals}; best so far "
-             f"{best:.4g}; top-5% found {len(found)}/{len(top)}")
+        echo(
+            f"round {r:2d} ({done[0]['strategy']:>10}): measured {vals}; best so far "
+            f"{best:.4g}; top-5% found {len(found)}/{len(top)}"
+        )
     random_share = n_exp / len(sim)
     share = len(found) / len(top)
-    echo(f"after {n_exp} experiments: found {len(found)} of the {len(top)} top-5% blends "
-         f"({share:.0%}); random search expects {random_share:.0%} "
-         f"(enhancement {share / random_share:.1f}x). Store: {store.url}")
-    return {"campaign": target, "experiments": n_exp, "found": len(found), "top": len(top),
-            "share": share, "random_share": random_share, "best": best}
+    echo(
+        f"after {n_exp} experiments: found {len(found)} of the {len(top)} top-5% blends "
+        f"({share:.0%}); random search expects {random_share:.0%} "
+        f"(enhancement {share / random_share:.1f}x). Store: {store.url}"
+    )
+    return {
+        "campaign": target,
+        "experiments": n_exp,
+        "found": len(found),
+        "top": len(top),
+        "share": share,
+        "random_share": random_share,
+        "best": best,
+    }

@@ -76,8 +76,12 @@ def _target_reached(spec: CampaignSpec, ms: list[MeasurementRecord]) -> float | 
 
 def _data_version(spec: CampaignSpec, ms: list[MeasurementRecord]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([spec.outcome_names, [p.model_dump(mode="json") for p in spec.parameters]],
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            [spec.outcome_names, [p.model_dump(mode="json") for p in spec.parameters]],
+            sort_keys=True,
+        ).encode()
+    )
     for m in ms:
         h.update(f"{m.id},".encode())
     return h.hexdigest()[:32]
@@ -94,8 +98,9 @@ def _training_data(
     Y = torch.tensor(cols, dtype=torch.double).T
     names = spec.outcome_names
     if all(all(n in m.stds for n in names) for m in ms):
-        Yvar = torch.tensor([[float(m.stds[n]) ** 2 for n in names] for m in ms],
-                            dtype=torch.double)
+        Yvar = torch.tensor(
+            [[float(m.stds[n]) ** 2 for n in names] for m in ms], dtype=torch.double
+        )
     else:
         Yvar = None
     return X, Y, Yvar
@@ -231,47 +236,65 @@ def propose(
     if len(ms) < max(2, spec.n_initial()):
         items = _initial_design(space, q, base_seed, props, available)
         out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items)
-        crud.add_event(session=session, campaign_id=rec.id, kind="proposed",
-                       payload={"batch": batch, "strategy": "sobol", "ids": [p.id for p in out]})
-        return ProposeResult(name, batch, "sobol", out, seconds=time.perf_counter() - t0,
-                             notes=notes)
+        crud.add_event(
+            session=session,
+            campaign_id=rec.id,
+            kind="proposed",
+            payload={"batch": batch, "strategy": "sobol", "ids": [p.id for p in out]},
+        )
+        return ProposeResult(
+            name, batch, "sobol", out, seconds=time.perf_counter() - t0, notes=notes
+        )
 
     # -- model-based batch ---------------------------------------------------------------------
     load_builtin()
     try:
         surrogate = make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
     except UnknownSurrogateError as err:
-        raise LoopError(str(err), f"fix it with `loop campaign update {name} --surrogate gp`"
-                        ) from None
+        raise LoopError(
+            str(err), f"fix it with `loop campaign update {name} --surrogate gp`"
+        ) from None
     X, Y, Yvar = _training_data(spec, space, ms)
     bounds = space.bounds()
     version = _data_version(spec, ms)
-    cached = crud.find_model_fit(session=session, campaign_id=rec.id, kind=surrogate.kind,
-                                 data_version=version)
+    cached = crud.find_model_fit(
+        session=session, campaign_id=rec.id, kind=surrogate.kind, data_version=version
+    )
     state = _load_checkpoint(cached) if cached is not None else None
     fit: FitResult = surrogate.fit(X, Y, bounds=bounds, Yvar=Yvar, seed=base_seed, state=state)
     if state is not None and cached is not None:
         fit_rec = cached
         reused = True
     else:
-        fit_rec = _store_fit(session, rec.id, name, spec, surrogate.settings(), version, fit, ms,
-                             Path(artifact_dir), keep_checkpoints)
+        fit_rec = _store_fit(
+            session,
+            rec.id,
+            name,
+            spec,
+            surrogate.settings(),
+            version,
+            fit,
+            ms,
+            Path(artifact_dir),
+            keep_checkpoints,
+        )
         reused = False
 
     ctx = AcquisitionContext(
         X_baseline=X,
         Y=Y,
-        X_pending=space.encode([p.params for p in pending + failed]) if pending or failed
-        else None,
+        X_pending=space.encode([p.params for p in pending + failed]) if pending or failed else None,
         constraints=[(j + 1, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
         seed=base_seed + batch,
     )
     try:
-        acqf = build_acquisition(spec.model.acquisition, fit.model, ctx,
-                                 spec.model.acquisition_options)
+        acqf = build_acquisition(
+            spec.model.acquisition, fit.model, ctx, spec.model.acquisition_options
+        )
     except UnknownAcquisitionError as err:
-        raise LoopError(str(err), f"fix it with `loop campaign update {name} --acquisition "
-                        "qlognei`") from None
+        raise LoopError(
+            str(err), f"fix it with `loop campaign update {name} --acquisition qlognei`"
+        ) from None
     if candidates is not None:
         assert available is not None
         choices = space.encode([candidates[i] for i in available])
@@ -281,9 +304,14 @@ def propose(
         rows = [candidates[i] for i in picked]
     else:
         raw = space.encode(space.sobol(RAW_SAMPLES, seed=base_seed + batch))
-        Xq, values = optimize_box(acqf, bounds, q, raw_points=raw,
-                                  equality_constraints=space.equality_constraints(),
-                                  categorical_blocks=space.categorical_blocks())
+        Xq, values = optimize_box(
+            acqf,
+            bounds,
+            q,
+            raw_points=raw,
+            equality_constraints=space.equality_constraints(),
+            categorical_blocks=space.categorical_blocks(),
+        )
         rows = space.decode(Xq)
         picked = [None] * len(rows)  # type: ignore[list-item]
         Xq = space.encode(rows)
@@ -296,16 +324,39 @@ def propose(
         for j, oname in enumerate(spec.outcome_names):
             sign = spec.objectives[0].sign if j == 0 else 1.0
             preds[oname] = {"mean": sign * float(mean[i, j]), "std": float(std[i, j])}
-        items.append(NewProposal(params=row, strategy=f"{surrogate.kind}+{spec.model.acquisition}",
-                                 candidate_idx=picked[i], predictions=preds,
-                                 acq_value=float(values[i])))
-    out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items,
-                             model_fit_id=fit_rec.id)
-    crud.add_event(session=session, campaign_id=rec.id, kind="proposed",
-                   payload={"batch": batch, "strategy": items[0].strategy if items else "",
-                            "ids": [p.id for p in out], "model_fit": fit_rec.id})
-    return ProposeResult(name, batch, items[0].strategy if items else "", out, fit_rec, reused,
-                         time.perf_counter() - t0, notes)
+        items.append(
+            NewProposal(
+                params=row,
+                strategy=f"{surrogate.kind}+{spec.model.acquisition}",
+                candidate_idx=picked[i],
+                predictions=preds,
+                acq_value=float(values[i]),
+            )
+        )
+    out = crud.add_proposals(
+        session=session, campaign_id=rec.id, batch=batch, items=items, model_fit_id=fit_rec.id
+    )
+    crud.add_event(
+        session=session,
+        campaign_id=rec.id,
+        kind="proposed",
+        payload={
+            "batch": batch,
+            "strategy": items[0].strategy if items else "",
+            "ids": [p.id for p in out],
+            "model_fit": fit_rec.id,
+        },
+    )
+    return ProposeResult(
+        name,
+        batch,
+        items[0].strategy if items else "",
+        out,
+        fit_rec,
+        reused,
+        time.perf_counter() - t0,
+        notes,
+    )
 
 
 def _initial_design(
@@ -317,13 +368,19 @@ def _initial_design(
         return [NewProposal(params=p, strategy="sobol") for p in points]
     assert space.candidates is not None
     idx = space.nearest_available(points, available)
-    return [NewProposal(params=space.candidates[i], strategy="sobol", candidate_idx=i)
-            for i in idx]
+    return [NewProposal(params=space.candidates[i], strategy="sobol", candidate_idx=i) for i in idx]
 
 
 def _store_fit(
-    session: Session, campaign_id: int, name: str, spec: CampaignSpec, settings: dict[str, Any],
-    version: str, fit: FitResult, ms: list[MeasurementRecord], artifact_dir: Path,
+    session: Session,
+    campaign_id: int,
+    name: str,
+    spec: CampaignSpec,
+    settings: dict[str, Any],
+    version: str,
+    fit: FitResult,
+    ms: list[MeasurementRecord],
+    artifact_dir: Path,
     keep_checkpoints: int,
 ) -> ModelFitRecord:
     names = spec.outcome_names
@@ -338,19 +395,32 @@ def _store_fit(
         y = torch.tensor([float(m.values[oname]) for m in used], dtype=torch.double)
         metrics[oname] = _metrics(y, mu, sd)
     for i, m in enumerate(used):
-        heldout.append({
-            "measurement_id": m.id,
-            "mean": {o: signs[j] * float(fit.heldout_mean[i, j]) for j, o in enumerate(names)},
-            "std": {o: float(fit.heldout_std[i, j]) for j, o in enumerate(names)},
-        })
+        heldout.append(
+            {
+                "measurement_id": m.id,
+                "mean": {o: signs[j] * float(fit.heldout_mean[i, j]) for j, o in enumerate(names)},
+                "std": {o: float(fit.heldout_std[i, j]) for j, o in enumerate(names)},
+            }
+        )
     stem = f"fit-{version[:12]}-{int(time.time() * 1000)}"
     path, sha = _save_checkpoint(fit.state, artifact_dir / name, stem)
     rec = crud.add_model_fit(
-        session=session, campaign_id=campaign_id, name=f"{name}/{settings['kind']}",
-        kind=settings["kind"], settings=settings, data_version=version, metrics=metrics,
-        heldout=heldout, checkpoint_path=path, checkpoint_sha256=sha,
+        session=session,
+        campaign_id=campaign_id,
+        name=f"{name}/{settings['kind']}",
+        kind=settings["kind"],
+        settings=settings,
+        data_version=version,
+        metrics=metrics,
+        heldout=heldout,
+        checkpoint_path=path,
+        checkpoint_sha256=sha,
     )
-    crud.add_event(session=session, campaign_id=campaign_id, kind="model_fit",
-                   payload={"model_fit": rec.id, "kind": rec.kind, "n": n_used})
+    crud.add_event(
+        session=session,
+        campaign_id=campaign_id,
+        kind="model_fit",
+        payload={"model_fit": rec.id, "kind": rec.kind, "n": n_used},
+    )
     _prune_checkpoints(session, campaign_id, keep_checkpoints)
     return rec

@@ -22,11 +22,28 @@ def export_rows(*, session: Session, name: str) -> tuple[list[str], list[dict[st
     props = {p.id: p for p in crud.list_proposals(session=session, campaign_id=rec.id)}
     inputs = input_columns(spec)
     outcomes = spec.outcome_names
-    cols = (["measurement", "measurement_id", "proposal_id", "batch", "candidate"] + inputs
-            + outcomes + [f"{o}_std" for o in outcomes]
-            + [f"predicted_{o}" for o in outcomes] + [f"predicted_{o}_std" for o in outcomes]
-            + ["acq_value", "model_fit", "strategy", "source", "operator", "instrument",
-               "raw_sha256", "notes", "file", "line", "measured_at", "stored_at"])
+    cols = (
+        ["measurement", "measurement_id", "proposal_id", "batch", "candidate"]
+        + inputs
+        + outcomes
+        + [f"{o}_std" for o in outcomes]
+        + [f"predicted_{o}" for o in outcomes]
+        + [f"predicted_{o}_std" for o in outcomes]
+        + [
+            "acq_value",
+            "model_fit",
+            "strategy",
+            "source",
+            "operator",
+            "instrument",
+            "raw_sha256",
+            "notes",
+            "file",
+            "line",
+            "measured_at",
+            "stored_at",
+        ]
+    )
     out = []
     for m in crud.list_measurements(session=session, campaign_id=rec.id):
         p = props.get(m.proposal_id) if m.proposal_id else None
@@ -45,16 +62,20 @@ def export_rows(*, session: Session, name: str) -> tuple[list[str], list[dict[st
             pred = (p.predictions or {}).get(o, {}) if p else {}
             row[f"predicted_{o}"] = pred.get("mean", "")
             row[f"predicted_{o}_std"] = pred.get("std", "")
-        row.update({
-            "acq_value": "" if not p or p.acq_value is None else p.acq_value,
-            "model_fit": (p.model_fit_id or "") if p else "",
-            "strategy": p.strategy if p else "",
-            "source": m.source,
-            **{k: m.provenance.get(k, "") for k in
-               ("operator", "instrument", "raw_sha256", "notes", "file", "line")},
-            "measured_at": m.measured_at.isoformat() if m.measured_at else "",
-            "stored_at": m.created_at.isoformat(),
-        })
+        row.update(
+            {
+                "acq_value": "" if not p or p.acq_value is None else p.acq_value,
+                "model_fit": (p.model_fit_id or "") if p else "",
+                "strategy": p.strategy if p else "",
+                "source": m.source,
+                **{
+                    k: m.provenance.get(k, "")
+                    for k in ("operator", "instrument", "raw_sha256", "notes", "file", "line")
+                },
+                "measured_at": m.measured_at.isoformat() if m.measured_at else "",
+                "stored_at": m.created_at.isoformat(),
+            }
+        )
         out.append(row)
     return cols, out
 

@@ -51,7 +51,9 @@ def pool_key(params: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def read_rows(text: str, source: str, fmt: Format | None = None) -> list[tuple[int, dict[str, Any]]]:
+def read_rows(
+    text: str, source: str, fmt: Format | None = None
+) -> list[tuple[int, dict[str, Any]]]:
     """Parse CSV or JSONL text into `(line number, row)` pairs.
 
     The format follows `fmt`, else the file extension, else the first character (`{` is JSONL).
@@ -72,30 +74,38 @@ def read_rows(text: str, source: str, fmt: Format | None = None) -> list[tuple[i
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise IngestError(f"{source}, line {i}: not valid JSON ({err.msg})",
-                                  "each line of a JSONL file must be one JSON object") from None
+                raise IngestError(
+                    f"{source}, line {i}: not valid JSON ({err.msg})",
+                    "each line of a JSONL file must be one JSON object",
+                ) from None
             if not isinstance(obj, dict):
-                raise IngestError(f"{source}, line {i}: expected a JSON object, got "
-                                  f"{type(obj).__name__}", "write one object per line")
+                raise IngestError(
+                    f"{source}, line {i}: expected a JSON object, got {type(obj).__name__}",
+                    "write one object per line",
+                )
             rows.append((i, obj))
         return rows
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
     except StopIteration:
-        raise IngestError(f"{source}: the file is empty", "add a header row and data rows"
-                          ) from None
+        raise IngestError(
+            f"{source}: the file is empty", "add a header row and data rows"
+        ) from None
     header = [h.strip() for h in header]
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
-        raise IngestError(f"{source}, line 1: columns {dup} appear more than once",
-                          "keep one column per name")
+        raise IngestError(
+            f"{source}, line 1: columns {dup} appear more than once", "keep one column per name"
+        )
     for i, rec in enumerate(reader, start=2):
         if not any(c.strip() for c in rec):
             continue
         if len(rec) != len(header):
-            raise IngestError(f"{source}, line {i}: {len(rec)} fields, the header has "
-                              f"{len(header)}", "quote values that hold commas; fill empty cells")
+            raise IngestError(
+                f"{source}, line {i}: {len(rec)} fields, the header has {len(header)}",
+                "quote values that hold commas; fill empty cells",
+            )
         rows.append((i, dict(zip(header, rec))))
     return rows
 
@@ -161,8 +171,9 @@ def ingest_rows(
     inputs = input_columns(spec)
     comps = {p.name: p for p in spec.parameters if isinstance(p, CompositionParameter)}
     outcomes = spec.outcome_names
-    allowed = set(inputs) | set(comps) | set(outcomes) | {f"{o}_std" for o in outcomes} \
-        | RESERVED_COLUMNS
+    allowed = (
+        set(inputs) | set(comps) | set(outcomes) | {f"{o}_std" for o in outcomes} | RESERVED_COLUMNS
+    )
     problems: list[str] = []
     if not rows:
         raise IngestError(f"{source}: no data rows", "add at least one row of results")
@@ -203,8 +214,10 @@ def ingest_rows(
                     prop_cache[pid] = crud.get_proposal(session=session, proposal_id=pid)
                 proposal = prop_cache[pid]
                 if proposal is None or proposal.campaign_id != rec.id:
-                    bad.append(f"column 'proposal_id': proposal {pid} does not belong to "
-                               f"campaign '{name}'; check the id with `loop status {name}`")
+                    bad.append(
+                        f"column 'proposal_id': proposal {pid} does not belong to "
+                        f"campaign '{name}'; check the id with `loop status {name}`"
+                    )
                     proposal = None
         # -- parameters
         given = {c: row[c] for c in inputs if c in row and row[c] not in (None, "")}
@@ -220,8 +233,10 @@ def ingest_rows(
             if given:
                 coerced, errs = check_params(spec, {**params, **given})
                 if errs or not _same(coerced, params):
-                    bad.append(f"the parameters differ from those of proposal {proposal.id} "
-                               f"({params}); drop the parameter columns or fix the proposal_id")
+                    bad.append(
+                        f"the parameters differ from those of proposal {proposal.id} "
+                        f"({params}); drop the parameter columns or fix the proposal_id"
+                    )
         else:
             missing = [c for c in inputs if c not in given]
             if missing and pid_raw not in (None, ""):
@@ -265,19 +280,27 @@ def ingest_rows(
                 # SQLite keeps no offset: store the instant in UTC so it reads back right
                 measured_at = measured_at.astimezone(timezone.utc)
             except ValueError:
-                bad.append(f"column 'measured_at': {row['measured_at']!r} is not an ISO 8601 time "
-                           "(e.g. 2026-05-01T14:30:00)")
+                bad.append(
+                    f"column 'measured_at': {row['measured_at']!r} is not an ISO 8601 time "
+                    "(e.g. 2026-05-01T14:30:00)"
+                )
         if bad:
             problems += [f"{where}, {b}" for b in bad]
             continue
         src = str(row.get("source") or default_source).strip()
-        prov = {k: str(row[k]) for k in ("operator", "instrument", "raw_sha256", "notes")
-                if row.get(k) not in (None, "")}
+        prov = {
+            k: str(row[k])
+            for k in ("operator", "instrument", "raw_sha256", "notes")
+            if row.get(k) not in (None, "")
+        }
         prov.update({"file": source, "line": line})
         if file_sha256:
             prov["file_sha256"] = file_sha256
-        content = json.dumps([proposal.id if proposal else None, params, values, stds, src],
-                             sort_keys=True, default=str)
+        content = json.dumps(
+            [proposal.id if proposal else None, params, values, stds, src],
+            sort_keys=True,
+            default=str,
+        )
         mid = row.get("measurement_id")
         if mid not in (None, ""):
             key = f"id:{str(mid).strip()}"
@@ -291,15 +314,28 @@ def ingest_rows(
         cidx = pool_index.get(pool_key(params)) if spec.is_pool else None
         if proposal is not None and proposal.candidate_idx is not None:
             cidx = proposal.candidate_idx
-        prepared.append((line, NewMeasurement(
-            params=params, values=values, stds=stds, idempotency_key=key,
-            proposal_id=proposal.id if proposal else None, candidate_idx=cidx, source=src,
-            provenance=prov, measured_at=measured_at,
-        ), content))
+        prepared.append(
+            (
+                line,
+                NewMeasurement(
+                    params=params,
+                    values=values,
+                    stds=stds,
+                    idempotency_key=key,
+                    proposal_id=proposal.id if proposal else None,
+                    candidate_idx=cidx,
+                    source=src,
+                    provenance=prov,
+                    measured_at=measured_at,
+                ),
+                content,
+            )
+        )
 
     # -- idempotency: against the store and within the submission
-    stored = crud.measurements_by_key(session=session, campaign_id=rec.id,
-                                      keys=[m.idempotency_key for _, m, _ in prepared])
+    stored = crud.measurements_by_key(
+        session=session, campaign_id=rec.id, keys=[m.idempotency_key for _, m, _ in prepared]
+    )
     new: list[NewMeasurement] = []
     seen: dict[str, tuple[int, NewMeasurement]] = {}
     already = 0
@@ -309,13 +345,16 @@ def ingest_rows(
             if _same(old.values, m.values) and _same(old.params, m.params):
                 already += 1
                 continue
-            what = (f"proposal {m.proposal_id} already has a result ({old.values})"
-                    if m.idempotency_key.startswith("proposal:")
-                    else f"measurement_id {m.idempotency_key[3:]!r} is already stored with "
-                    f"{old.values}")
-            fix = ("mark the row replicate=true if it is a second measurement"
-                   if m.idempotency_key.startswith("proposal:")
-                   else "give the new measurement its own measurement_id")
+            what = (
+                f"proposal {m.proposal_id} already has a result ({old.values})"
+                if m.idempotency_key.startswith("proposal:")
+                else f"measurement_id {m.idempotency_key[3:]!r} is already stored with {old.values}"
+            )
+            fix = (
+                "mark the row replicate=true if it is a second measurement"
+                if m.idempotency_key.startswith("proposal:")
+                else "give the new measurement its own measurement_id"
+            )
             problems.append(f"{source}, line {line}: {what}, this row says {m.values}; {fix}")
             continue
         if m.idempotency_key in seen:
@@ -323,9 +362,11 @@ def ingest_rows(
             if _same(first.values, m.values) and _same(first.params, m.params):
                 already += 1
                 continue
-            problems.append(f"{source}, line {line}: same {m.idempotency_key.split(':')[0]} as "
-                            f"line {first_line} with other values; mark replicates "
-                            "replicate=true or give each its own measurement_id")
+            problems.append(
+                f"{source}, line {line}: same {m.idempotency_key.split(':')[0]} as "
+                f"line {first_line} with other values; mark replicates "
+                "replicate=true or give each its own measurement_id"
+            )
             continue
         seen[m.idempotency_key] = (line, m)
         new.append(m)
@@ -337,9 +378,17 @@ def ingest_rows(
         )
     out = crud.add_measurements(session=session, campaign_id=rec.id, items=new)
     if out:
-        crud.add_event(session=session, campaign_id=rec.id, kind="ingested",
-                       payload={"source": source, "stored": len(out), "already": already,
-                                "file_sha256": file_sha256})
+        crud.add_event(
+            session=session,
+            campaign_id=rec.id,
+            kind="ingested",
+            payload={
+                "source": source,
+                "stored": len(out),
+                "already": already,
+                "file_sha256": file_sha256,
+            },
+        )
     return IngestResult(source, len(rows), len(out), already, [m.id for m in out])
 
 
@@ -362,10 +411,16 @@ def ingest(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise IngestError(f"{p}: not UTF-8 text", "save the file as UTF-8 CSV or JSONL"
-                              ) from None
+            raise IngestError(
+                f"{p}: not UTF-8 text", "save the file as UTF-8 CSV or JSONL"
+            ) from None
     sha = hashlib.sha256(text.encode()).hexdigest()
     rows = read_rows(text, source if source != "-" else "<stdin>", fmt)
-    return ingest_rows(session=session, name=name, rows=rows,
-                       source=source if source != "-" else "<stdin>",
-                       default_source=default_source, file_sha256=sha)
+    return ingest_rows(
+        session=session,
+        name=name,
+        rows=rows,
+        source=source if source != "-" else "<stdin>",
+        default_source=default_source,
+        file_sha256=sha,
+    )

@@ -19,8 +19,9 @@ def list_campaign_proposals(
     if status is not None and status not in PROPOSAL_STATUSES:
         raise LoopError(f"unknown status {status!r}", f"use one of {', '.join(PROPOSAL_STATUSES)}")
     rec = crud.get_campaign(session=session, name=name)
-    return crud.list_proposals(session=session, campaign_id=rec.id,
-                               statuses=None if status is None else [status])
+    return crud.list_proposals(
+        session=session, campaign_id=rec.id, statuses=None if status is None else [status]
+    )
 
 
 def mark_proposal(
@@ -35,15 +36,22 @@ def mark_proposal(
         raise LoopError(f"cannot mark a proposal {status!r}", "use failed or abandoned")
     p = crud.get_proposal(session=session, proposal_id=proposal_id)
     if p is None:
-        raise NotFoundError(f"no proposal with id {proposal_id}",
-                            "list them with `loop proposal list CAMPAIGN`")
+        raise NotFoundError(
+            f"no proposal with id {proposal_id}", "list them with `loop proposal list CAMPAIGN`"
+        )
     if p.status not in _OPEN:
-        raise ConflictError(f"proposal {proposal_id} is {p.status}; only proposed or running "
-                            "proposals can be failed or abandoned",
-                            "leave it as it is" if p.status == "completed"
-                            else "nothing to do")
-    out = crud.set_proposal_status(session=session, proposal_id=proposal_id, status=status,
-                                   reason=reason)
-    crud.add_event(session=session, campaign_id=p.campaign_id, kind=f"proposal_{status}",
-                   payload={"proposal": proposal_id, "reason": reason})
+        raise ConflictError(
+            f"proposal {proposal_id} is {p.status}; only proposed or running "
+            "proposals can be failed or abandoned",
+            "leave it as it is" if p.status == "completed" else "nothing to do",
+        )
+    out = crud.set_proposal_status(
+        session=session, proposal_id=proposal_id, status=status, reason=reason
+    )
+    crud.add_event(
+        session=session,
+        campaign_id=p.campaign_id,
+        kind=f"proposal_{status}",
+        payload={"proposal": proposal_id, "reason": reason},
+    )
     return out

@@ -53,18 +53,24 @@ def check_params(spec: CampaignSpec, params: dict[str, Any]) -> tuple[dict[str, 
             for el in p.elements:
                 v = _as_float(params.get(el))
                 if v is None:
-                    problems.append(f"{el}: not a number ({params.get(el)!r}); give the fraction "
-                                    f"of {el} in '{p.name}'")
+                    problems.append(
+                        f"{el}: not a number ({params.get(el)!r}); give the fraction "
+                        f"of {el} in '{p.name}'"
+                    )
                     continue
                 if not (p.lower(el) - 1e-9 <= v <= p.upper(el) + 1e-9):
-                    problems.append(f"{el}: {v:g} is outside [{p.lower(el):g}, {p.upper(el):g}], "
-                                    f"the bounds of {el} in '{p.name}'")
+                    problems.append(
+                        f"{el}: {v:g} is outside [{p.lower(el):g}, {p.upper(el):g}], "
+                        f"the bounds of {el} in '{p.name}'"
+                    )
                 fracs[el] = v
             if len(fracs) == len(p.elements):
                 total = sum(fracs.values())
                 if abs(total - p.total) > 1e-3 * max(1.0, p.total):
-                    problems.append(f"{'+'.join(p.elements)}: fractions sum to {total:g}, not "
-                                    f"{p.total:g}; normalise the composition '{p.name}'")
+                    problems.append(
+                        f"{'+'.join(p.elements)}: fractions sum to {total:g}, not "
+                        f"{p.total:g}; normalise the composition '{p.name}'"
+                    )
             out.update(fracs)
         elif isinstance(p, CategoricalParameter):
             v = params.get(p.name)
@@ -81,7 +87,9 @@ def check_params(spec: CampaignSpec, params: dict[str, Any]) -> tuple[dict[str, 
                 if abs(v - round(v)) > 1e-9:
                     problems.append(f"{p.name}: {v:g} is not an integer")
                 v = int(round(v))
-            if not (p.low - 1e-9 * max(1.0, abs(p.low)) <= v <= p.high + 1e-9 * max(1.0, abs(p.high))):
+            if not (
+                p.low - 1e-9 * max(1.0, abs(p.low)) <= v <= p.high + 1e-9 * max(1.0, abs(p.high))
+            ):
                 problems.append(f"{p.name}: {v:g} is outside the bounds [{p.low:g}, {p.high:g}]")
             out[p.name] = v
     return out, problems
@@ -138,8 +146,13 @@ class DesignSpace:
         blocks: list[_Block] = []
         start = 0
         for p in spec.parameters:
-            width = (len(p.choices) if isinstance(p, CategoricalParameter)
-                     else len(p.elements) if isinstance(p, CompositionParameter) else 1)
+            width = (
+                len(p.choices)
+                if isinstance(p, CategoricalParameter)
+                else len(p.elements)
+                if isinstance(p, CompositionParameter)
+                else 1
+            )
             blocks.append(_Block(p, start, width))
             start += width
         self._blocks = blocks
@@ -152,8 +165,9 @@ class DesignSpace:
 
     def categorical_blocks(self) -> list[tuple[int, int]]:
         """`(start, width)` of each one-hot block in the encoding."""
-        return [(b.start, b.width) for b in self._blocks
-                if isinstance(b.param, CategoricalParameter)]
+        return [
+            (b.start, b.width) for b in self._blocks if isinstance(b.param, CategoricalParameter)
+        ]
 
     def bounds(self) -> torch.Tensor:
         """`2 x d` lower and upper bounds of the encoding."""
@@ -222,9 +236,12 @@ class DesignSpace:
                     seg = x[b.start : b.start + b.width]
                     row[p.name] = p.choices[max(range(b.width), key=seg.__getitem__)]
                 else:
-                    fr = _project(x[b.start : b.start + b.width],
-                                  [p.lower(e) for e in p.elements],
-                                  [p.upper(e) for e in p.elements], p.total)
+                    fr = _project(
+                        x[b.start : b.start + b.width],
+                        [p.lower(e) for e in p.elements],
+                        [p.upper(e) for e in p.elements],
+                        p.total,
+                    )
                     row.update({e: fr[j] for j, e in enumerate(p.elements)})
             rows.append(row)
         return rows
@@ -247,8 +264,9 @@ class DesignSpace:
         from torch.quasirandom import SobolEngine
 
         # one Sobol dimension per float/int/categorical, k per composition of k elements
-        dims = sum(b.width if isinstance(b.param, CompositionParameter) else 1
-                   for b in self._blocks)
+        dims = sum(
+            b.width if isinstance(b.param, CompositionParameter) else 1 for b in self._blocks
+        )
         eng = SobolEngine(dimension=max(dims, 1), scramble=True, seed=seed)
         if skip:
             eng.fast_forward(skip)
@@ -299,12 +317,10 @@ class DesignSpace:
             else:
                 lo, hi = (math.log10(p.low), math.log10(p.high)) if p.log else (p.low, p.high)
                 v = lo + x * (hi - lo)
-                row[p.name] = float(10 ** v if p.log else v)
+                row[p.name] = float(10**v if p.log else v)
         return row
 
-    def nearest_available(
-        self, points: list[dict[str, Any]], available: list[int]
-    ) -> list[int]:
+    def nearest_available(self, points: list[dict[str, Any]], available: list[int]) -> list[int]:
         """For each point, the nearest pool candidate among `available` (each used once)."""
         import torch
 

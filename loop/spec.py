@@ -414,8 +414,10 @@ class CampaignSpec(_Strict):
         """Size of the space-filling initial design (default: dimensions + 1, 2 to 10)."""
         if self.initial_design is not None:
             return self.initial_design
-        d = sum(len(p.elements) - 1 if isinstance(p, CompositionParameter) else 1
-                for p in self.parameters)
+        d = sum(
+            len(p.elements) - 1 if isinstance(p, CompositionParameter) else 1
+            for p in self.parameters
+        )
         return max(2, min(10, d + 1))
 
     def to_json(self) -> dict[str, Any]:
@@ -423,6 +425,7 @@ class CampaignSpec(_Strict):
 
 
 # -- loading and error messages --------------------------------------------------------------
+
 
 def _unwrap(tp: Any) -> list[Any]:
     """The BaseModel classes a field annotation may hold."""
@@ -504,7 +507,9 @@ def _format_errors(err: ValidationError, raw: dict[str, Any], source: str) -> Sp
         if kind == "extra_forbidden":
             allowed = _allowed_keys(loc)
             problems.append(f"unknown key '{where}'")
-            hints.append(f"remove '{loc[-1]}' or fix its spelling; allowed here: {', '.join(allowed)}")
+            hints.append(
+                f"remove '{loc[-1]}' or fix its spelling; allowed here: {', '.join(allowed)}"
+            )
         elif kind == "missing":
             problems.append(f"missing key '{where}'")
             hints.append(f"add '{loc[-1]}'")

@@ -42,39 +42,55 @@ def campaign_status(*, session: Session, name: str) -> dict[str, Any]:
         vals = [m for m in ms if o.name in m.values]
         if vals:
             pick = (max if o.direction == "maximize" else min)(vals, key=lambda m: m.values[o.name])
-            best[o.name] = {"value": pick.values[o.name], "direction": o.direction,
-                            "params": pick.params, "measurement": pick.id,
-                            "proposal": pick.proposal_id, "source": pick.source,
-                            "provenance": pick.provenance}
+            best[o.name] = {
+                "value": pick.values[o.name],
+                "direction": o.direction,
+                "params": pick.params,
+                "measurement": pick.id,
+                "proposal": pick.proposal_id,
+                "source": pick.source,
+                "provenance": pick.provenance,
+            }
     target = None
     if spec.stop is not None:
         oname = spec.stop.objective or spec.objectives[0].name
         b = best.get(oname)
         hit = False
         if b is not None:
-            hit = (b["value"] >= spec.stop.target if b["direction"] == "maximize"
-                   else b["value"] <= spec.stop.target)
+            hit = (
+                b["value"] >= spec.stop.target
+                if b["direction"] == "maximize"
+                else b["value"] <= spec.stop.target
+            )
         target = {"objective": oname, "target": spec.stop.target, "reached": hit}
     fit = crud.latest_model_fit(session=session, campaign_id=rec.id)
-    pending = crud.list_proposals(session=session, campaign_id=rec.id,
-                                  statuses=("proposed", "running"))
+    pending = crud.list_proposals(
+        session=session, campaign_id=rec.id, statuses=("proposed", "running")
+    )
     return {
         "campaign": rec.name,
         "status": rec.status,
         "spec_version": rec.spec_version,
         "space": "pool" if spec.is_pool else "parameters",
         "candidates": crud.count_candidates(session=session, campaign_id=rec.id)
-        if spec.is_pool else None,
+        if spec.is_pool
+        else None,
         "objectives": [{"name": o.name, "direction": o.direction} for o in spec.objectives],
         "budget": {"total": spec.budget, "used": used, "left": max(0, spec.budget - used)},
-        "proposals": {s: counts.get(s, 0) for s in
-                      ("proposed", "running", "completed", "failed", "abandoned")},
+        "proposals": {
+            s: counts.get(s, 0) for s in ("proposed", "running", "completed", "failed", "abandoned")
+        },
         "measurements": len(ms),
         "best": best,
         "stop": target,
-        "last_fit": None if fit is None else {
-            "id": fit.id, "kind": fit.kind, "created_at": fit.created_at.isoformat(),
-            "data_version": fit.data_version, "metrics": fit.metrics,
+        "last_fit": None
+        if fit is None
+        else {
+            "id": fit.id,
+            "kind": fit.kind,
+            "created_at": fit.created_at.isoformat(),
+            "data_version": fit.data_version,
+            "metrics": fit.metrics,
         },
         "pending": [proposal_dict(p) for p in pending],
     }

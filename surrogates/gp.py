@@ -73,10 +73,16 @@ class GPSurrogate(Surrogate):
             fit_gpytorch_mll(mll)
         model.eval()
         mean, std = loo_predictions(model)
-        info = {"fit_seconds": round(time.perf_counter() - t0, 4), "reused": reused,
-                "n_train": int(X.shape[0])}
-        st = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-              "kind": self.kind, "options": self.options}
+        info = {
+            "fit_seconds": round(time.perf_counter() - t0, 4),
+            "reused": reused,
+            "n_train": int(X.shape[0]),
+        }
+        st = {
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "kind": self.kind,
+            "options": self.options,
+        }
         return FitResult(model=model, heldout_mean=mean, heldout_std=std, state=st, info=info)
 
 

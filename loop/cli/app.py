@@ -27,11 +27,15 @@ app.add_typer(dbcmd.app, name="db")
 def root(
     ctx: typer.Context,
     db: str | None = typer.Option(
-        None, "--db", envvar="LOOP_DATABASE_URL",
+        None,
+        "--db",
+        envvar="LOOP_DATABASE_URL",
         help="Database URL or SQLite file (default: loop.db in the working directory).",
     ),
     artifacts: Path | None = typer.Option(
-        None, "--artifacts", envvar="LOOP_ARTIFACT_DIR",
+        None,
+        "--artifacts",
+        envvar="LOOP_ARTIFACT_DIR",
         help="Directory for model checkpoints (default: beside the SQLite file).",
     ),
 ) -> None:
@@ -56,17 +60,28 @@ def propose(
 
     store = open_store(ctx)
     with store.session_scope() as session:
-        res = _propose(session=session, name=campaign, n=n, seed=seed,
-                       artifact_dir=store.artifact_dir)
+        res = _propose(
+            session=session, name=campaign, n=n, seed=seed, artifact_dir=store.artifact_dir
+        )
     if as_json:
-        emit_json({
-            "campaign": res.campaign, "batch": res.batch, "strategy": res.strategy,
-            "model_fit": None if res.model_fit is None else {
-                "id": res.model_fit.id, "kind": res.model_fit.kind,
-                "reused": res.fit_reused, "metrics": res.model_fit.metrics},
-            "seconds": round(res.seconds, 3), "notes": res.notes,
-            "proposals": [proposal_dict(p) for p in res.proposals],
-        })
+        emit_json(
+            {
+                "campaign": res.campaign,
+                "batch": res.batch,
+                "strategy": res.strategy,
+                "model_fit": None
+                if res.model_fit is None
+                else {
+                    "id": res.model_fit.id,
+                    "kind": res.model_fit.kind,
+                    "reused": res.fit_reused,
+                    "metrics": res.model_fit.metrics,
+                },
+                "seconds": round(res.seconds, 3),
+                "notes": res.notes,
+                "proposals": [proposal_dict(p) for p in res.proposals],
+            }
+        )
         return
     from rich.table import Table
 
@@ -77,15 +92,21 @@ def propose(
     t.add_column("acq", justify="right")
     for p in res.proposals:
         pred = "; ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" for k, v in p.predictions.items())
-        t.add_row(str(p.id), _params_text(p.params), pred or "-",
-                  "-" if p.acq_value is None else f"{p.acq_value:.3g}")
+        t.add_row(
+            str(p.id),
+            _params_text(p.params),
+            pred or "-",
+            "-" if p.acq_value is None else f"{p.acq_value:.3g}",
+        )
     out = console()
     out.print(t)
     for note in res.notes:
         out.print(f"note: {note}")
     if res.model_fit is not None:
-        out.print(f"model fit {res.model_fit.id} ({res.model_fit.kind}"
-                  f"{', reused' if res.fit_reused else ''}) in {res.seconds:.2f} s")
+        out.print(
+            f"model fit {res.model_fit.id} ({res.model_fit.kind}"
+            f"{', reused' if res.fit_reused else ''}) in {res.seconds:.2f} s"
+        )
 
 
 @app.command()
@@ -106,14 +127,26 @@ def ingest(
     text = sys.stdin.read() if path == "-" else None
     store = open_store(ctx)
     with store.session_scope() as session:
-        res = _ingest(session=session, name=campaign, path=path, text=text, fmt=fmt_,  # type: ignore[arg-type]
-                      default_source=source)
+        res = _ingest(
+            session=session,
+            name=campaign,
+            path=path,
+            text=text,
+            fmt=fmt_,  # type: ignore[arg-type]
+            default_source=source,
+        )
     if as_json:
-        emit_json({"source": res.source, "rows": res.rows, "stored": res.stored,
-                   "already_stored": res.already, "measurement_ids": res.measurement_ids})
+        emit_json(
+            {
+                "source": res.source,
+                "rows": res.rows,
+                "stored": res.stored,
+                "already_stored": res.already,
+                "measurement_ids": res.measurement_ids,
+            }
+        )
         return
-    typer.echo(f"{res.source}: {res.rows} rows, {res.stored} stored, "
-               f"{res.already} already stored")
+    typer.echo(f"{res.source}: {res.rows} rows, {res.stored} stored, {res.already} already stored")
 
 
 @app.command()
@@ -135,32 +168,41 @@ def status(
 
     out = console()
     b = st["budget"]
-    out.print(f"[bold]{st['campaign']}[/bold] ({st['status']}, spec v{st['spec_version']}, "
-              f"{st['space']}{'' if st['candidates'] is None else ' of ' + str(st['candidates'])})"
-              f": budget {b['used']}/{b['total']} used, {st['measurements']} measurements")
+    out.print(
+        f"[bold]{st['campaign']}[/bold] ({st['status']}, spec v{st['spec_version']}, "
+        f"{st['space']}{'' if st['candidates'] is None else ' of ' + str(st['candidates'])})"
+        f": budget {b['used']}/{b['total']} used, {st['measurements']} measurements"
+    )
     t = Table(title="proposals")
     for s in st["proposals"]:
         t.add_column(s, justify="right")
     t.add_row(*[str(v) for v in st["proposals"].values()])
     out.print(t)
     for oname, best in st["best"].items():
-        out.print(f"best {oname} ({best['direction']}): {fmt(best['value'])} at "
-                  f"{_params_text(best['params'])} (measurement {best['measurement']})")
+        out.print(
+            f"best {oname} ({best['direction']}): {fmt(best['value'])} at "
+            f"{_params_text(best['params'])} (measurement {best['measurement']})"
+        )
     if not st["best"]:
         out.print("no measurements yet")
     if st["stop"] is not None:
         s = st["stop"]
-        out.print(f"stop target {s['objective']} {fmt(s['target'])}: "
-                  f"{'reached' if s['reached'] else 'not reached'}")
+        out.print(
+            f"stop target {s['objective']} {fmt(s['target'])}: "
+            f"{'reached' if s['reached'] else 'not reached'}"
+        )
     fit = st["last_fit"]
     if fit is None:
         out.print("no model fit yet")
     else:
-        parts = [f"{k}: rmse {fmt(v['rmse'])}, r2 {fmt(v['r2'])}, 90% coverage "
-                 f"{fmt(v['coverage90'])}" for k, v in fit["metrics"].items()
-                 if isinstance(v, dict)]
-        out.print(f"last fit {fit['id']} ({fit['kind']}, {fit['created_at'][:19]}): "
-                  + "; ".join(parts))
+        parts = [
+            f"{k}: rmse {fmt(v['rmse'])}, r2 {fmt(v['r2'])}, 90% coverage {fmt(v['coverage90'])}"
+            for k, v in fit["metrics"].items()
+            if isinstance(v, dict)
+        ]
+        out.print(
+            f"last fit {fit['id']} ({fit['kind']}, {fit['created_at'][:19]}): " + "; ".join(parts)
+        )
 
 
 @app.command()

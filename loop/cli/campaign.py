@@ -49,12 +49,17 @@ def list_(
         rows = []
         for c in crud.list_campaigns(session=session):
             counts = crud.count_proposals_by_status(session=session, campaign_id=c.id)
-            rows.append({"name": c.name, "status": c.status, "spec_version": c.spec_version,
-                         "budget": c.spec.get("budget"),
-                         "used": sum(v for k, v in counts.items() if k != "abandoned"),
-                         "measurements": crud.count_measurements(session=session,
-                                                                 campaign_id=c.id),
-                         "created_at": c.created_at.isoformat()})
+            rows.append(
+                {
+                    "name": c.name,
+                    "status": c.status,
+                    "spec_version": c.spec_version,
+                    "budget": c.spec.get("budget"),
+                    "used": sum(v for k, v in counts.items() if k != "abandoned"),
+                    "measurements": crud.count_measurements(session=session, campaign_id=c.id),
+                    "created_at": c.created_at.isoformat(),
+                }
+            )
     if as_json:
         emit_json(rows)
         return
@@ -64,8 +69,12 @@ def list_(
     for col in ("name", "status", "spec_version", "budget", "used", "measurements"):
         t.add_column(col)
     for r in rows:
-        t.add_row(*[str(r[c]) for c in ("name", "status", "spec_version", "budget", "used",
-                                        "measurements")])
+        t.add_row(
+            *[
+                str(r[c])
+                for c in ("name", "status", "spec_version", "budget", "used", "measurements")
+            ]
+        )
     console().print(t if rows else "no campaigns yet: `loop campaign create SPEC.toml`")
 
 
@@ -83,11 +92,17 @@ def show(
     with store.session_scope() as session:
         rec = crud.get_campaign(session=session, name=campaign)
         hist = crud.spec_history(session=session, campaign_id=rec.id)
-    data = {"name": rec.name, "status": rec.status, "spec_version": rec.spec_version,
-            "spec": rec.spec}
+    data = {
+        "name": rec.name,
+        "status": rec.status,
+        "spec_version": rec.spec_version,
+        "spec": rec.spec,
+    }
     if history:
-        data["history"] = [{"version": h["version"], "note": h["note"],
-                            "created_at": h["created_at"]} for h in hist]
+        data["history"] = [
+            {"version": h["version"], "note": h["note"], "created_at": h["created_at"]}
+            for h in hist
+        ]
     if as_json:
         emit_json(data)
         return
@@ -115,9 +130,17 @@ def update(
 
     store = open_store(ctx)
     with store.session_scope() as session:
-        rec = update_campaign(session=session, name=campaign, changes={
-            "budget": budget, "batch_size": batch_size, "initial_design": initial_design,
-            "surrogate": surrogate, "acquisition": acquisition})
+        rec = update_campaign(
+            session=session,
+            name=campaign,
+            changes={
+                "budget": budget,
+                "batch_size": batch_size,
+                "initial_design": initial_design,
+                "surrogate": surrogate,
+                "acquisition": acquisition,
+            },
+        )
     if as_json:
         emit_json({"name": rec.name, "spec_version": rec.spec_version, "spec": rec.spec})
         return
@@ -141,8 +164,11 @@ def export_(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote campaign '{campaign}' to {output} ({len(bundle['measurements'])} "
-                   f"measurements, {len(bundle['proposals'])} proposals)", err=True)
+        typer.echo(
+            f"wrote campaign '{campaign}' to {output} ({len(bundle['measurements'])} "
+            f"measurements, {len(bundle['proposals'])} proposals)",
+            err=True,
+        )
 
 
 @app.command("import")
@@ -159,8 +185,9 @@ def import_(
     try:
         data = json.loads(bundle.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LoopError(f"{bundle}: not a JSON bundle ({err})",
-                        "give a file written by `loop campaign export`") from None
+        raise LoopError(
+            f"{bundle}: not a JSON bundle ({err})", "give a file written by `loop campaign export`"
+        ) from None
     store = open_store(ctx)
     with store.session_scope() as session:
         target = import_bundle(session=session, bundle=data, name=name, source=str(bundle))

@@ -59,8 +59,10 @@ def open_store(ctx: typer.Context):  # type: ignore[no-untyped-def]
     except Exception as err:  # a store that cannot be opened is bad input: name it
         from db import resolve_url
 
-        raise LoopError(f"cannot open the database {resolve_url(s.db_url)}: {err}",
-                        "check --db / LOOP_DATABASE_URL and that the server is running") from None
+        raise LoopError(
+            f"cannot open the database {resolve_url(s.db_url)}: {err}",
+            "check --db / LOOP_DATABASE_URL and that the server is running",
+        ) from None
 
 
 def _default(o: Any) -> Any:

@@ -32,8 +32,13 @@ def list_(
     for c in ("id", "batch", "status", "strategy", "parameters"):
         t.add_column(c)
     for p in props:
-        t.add_row(str(p.id), str(p.batch), p.status, p.strategy,
-                  ", ".join(f"{k}={fmt(v)}" for k, v in p.params.items()))
+        t.add_row(
+            str(p.id),
+            str(p.batch),
+            p.status,
+            p.strategy,
+            ", ".join(f"{k}={fmt(v)}" for k, v in p.params.items()),
+        )
     console().print(t)
 
 
@@ -63,6 +68,7 @@ def abandon(
 
     store = open_store(ctx)
     with store.session_scope() as session:
-        p = mark_proposal(session=session, proposal_id=proposal_id, status="abandoned",
-                          reason=reason)
+        p = mark_proposal(
+            session=session, proposal_id=proposal_id, status="abandoned", reason=reason
+        )
     typer.echo(f"proposal {p.id} abandoned")

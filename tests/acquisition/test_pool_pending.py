@@ -26,8 +26,9 @@ def test_pending_best_candidate_is_not_picked_again() -> None:
     acqf = build_acquisition("qlognei", model, AcquisitionContext(X_baseline=X, Y=Y, seed=0))
     (first,), _ = optimize_pool(acqf, pool, 1)
     pending = pool[int(first)].unsqueeze(0)
-    acqf = build_acquisition("qlognei", model,
-                             AcquisitionContext(X_baseline=X, Y=Y, X_pending=pending, seed=0))
+    acqf = build_acquisition(
+        "qlognei", model, AcquisitionContext(X_baseline=X, Y=Y, X_pending=pending, seed=0)
+    )
     idx, values = optimize_pool(acqf, pool, 4)
     assert int(first) not in idx.tolist()
     assert len(set(idx.tolist())) == 4

@@ -69,6 +69,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 # -- create -------------------------------------------------------------------------------------
 
+
 def test_create_pool_campaign(cli: Cli) -> None:
     res = cli("campaign", "create", P3HT)
     assert res.stdout.strip() == "created campaign 'p3ht' with a pool of 178 candidates"
@@ -97,30 +98,48 @@ def test_create_missing_file(cli: Cli, tmp_path: Path) -> None:
 
 
 BAD_SPECS = {
-    "unknown_key": ("batchsize = 3\n" + GOOD_SPEC, ["unknown key 'batchsize'"],
-                    ["remove 'batchsize' or fix its spelling", "batch_size"]),
+    "unknown_key": (
+        "batchsize = 3\n" + GOOD_SPEC,
+        ["unknown key 'batchsize'"],
+        ["remove 'batchsize' or fix its spelling", "batch_size"],
+    ),
     "unknown_key_in_parameter": (
         GOOD_SPEC.replace("low = 1.0", "lower = 1.0"),
         ["unknown key 'parameters[0] ('temp').lower'", "missing key 'parameters[0] ('temp').low'"],
-        ["add 'low'", "allowed here: high, log, low, name, type, unit"]),
-    "wrong_type": (GOOD_SPEC.replace("budget = 10", 'budget = "ten"'),
-                   ["wrong type for 'budget'", "'ten'"], ["give 'budget' a value"]),
-    "empty_bounds": (GOOD_SPEC.replace("high = 5.0", "high = 1.0"),
-                     ["parameters[0] ('temp')", "empty bounds for 'temp'",
-                      "low=1.0 must be below high=1.0"], []),
-    "duplicate_names": (GOOD_SPEC.replace('name = "y"', 'name = "temp"'),
-                        ["duplicate name 'temp'", "parameter 'temp'", "objective 'temp'",
-                         "must be unique"], []),
+        ["add 'low'", "allowed here: high, log, low, name, type, unit"],
+    ),
+    "wrong_type": (
+        GOOD_SPEC.replace("budget = 10", 'budget = "ten"'),
+        ["wrong type for 'budget'", "'ten'"],
+        ["give 'budget' a value"],
+    ),
+    "empty_bounds": (
+        GOOD_SPEC.replace("high = 5.0", "high = 1.0"),
+        ["parameters[0] ('temp')", "empty bounds for 'temp'", "low=1.0 must be below high=1.0"],
+        [],
+    ),
+    "duplicate_names": (
+        GOOD_SPEC.replace('name = "y"', 'name = "temp"'),
+        ["duplicate name 'temp'", "parameter 'temp'", "objective 'temp'", "must be unique"],
+        [],
+    ),
     "bad_toml": (GOOD_SPEC + "budget = = 3\n", ["not valid TOML", "line"], ["fix the TOML"]),
     "unknown_element": (
         GOOD_SPEC + '[[parameters]]\ntype = "composition"\nname = "alloy"\n'
         'elements = ["Fe", "Xx"]\n',
-        ["parameters[1] ('alloy').elements", "not chemical element symbols: ['Xx']"], []),
-    "unknown_surrogate": (GOOD_SPEC + '[model]\nsurrogate = "forest"\n',
-                          ["forest", "gp"], ["[model]"]),
-    "unknown_parameter_type": (GOOD_SPEC.replace('type = "float"', 'type = "real"'),
-                               ["parameters[0] ('temp')", "'real'"],
-                               ["float, int, categorical, composition"]),
+        ["parameters[1] ('alloy').elements", "not chemical element symbols: ['Xx']"],
+        [],
+    ),
+    "unknown_surrogate": (
+        GOOD_SPEC + '[model]\nsurrogate = "forest"\n',
+        ["forest", "gp"],
+        ["[model]"],
+    ),
+    "unknown_parameter_type": (
+        GOOD_SPEC.replace('type = "float"', 'type = "real"'),
+        ["parameters[0] ('temp')", "'real'"],
+        ["float, int, categorical, composition"],
+    ),
 }
 
 
@@ -147,6 +166,7 @@ def test_good_small_spec_is_accepted(cli: Cli, tmp_path: Path) -> None:
 
 # -- list and show ------------------------------------------------------------------------------
 
+
 def test_list_empty_and_filled(cli: Cli) -> None:
     assert "no campaigns yet" in cli("campaign", "list").stdout
     cli("campaign", "create", P3HT)
@@ -154,8 +174,14 @@ def test_list_empty_and_filled(cli: Cli) -> None:
     rows = cli.json("campaign", "list")
     assert sorted(r["name"] for r in rows) == ["alloy_anneal", "p3ht"]
     p3ht = next(r for r in rows if r["name"] == "p3ht")
-    assert p3ht == {**p3ht, "status": "active", "spec_version": 1, "budget": 60, "used": 0,
-                    "measurements": 0}
+    assert p3ht == {
+        **p3ht,
+        "status": "active",
+        "spec_version": 1,
+        "budget": 60,
+        "used": 0,
+        "measurements": 0,
+    }
     table = cli("campaign", "list").stdout
     assert "p3ht" in table and "alloy_anneal" in table
 
@@ -175,6 +201,7 @@ def test_show_unknown_campaign(cli: Cli) -> None:
 
 
 # -- update -------------------------------------------------------------------------------------
+
 
 def test_update_changes_settings_and_keeps_history(cli: Cli) -> None:
     cli("campaign", "create", P3HT)
@@ -226,6 +253,7 @@ def test_update_refusals(cli: Cli) -> None:
 
 # -- export and import --------------------------------------------------------------------------
 
+
 def _campaign_with_data(cli: Cli) -> list[dict[str, Any]]:
     cli("campaign", "create", P3HT)
     cli("campaign", "update", "p3ht", "--budget", "50")
@@ -276,8 +304,13 @@ def test_import_refusals(cli: Cli, tmp_path: Path) -> None:
     assert "not a campaign bundle" in err and "loop-campaign-bundle/1" in err
     broken = json.loads(bundle.read_text(encoding="utf-8"))
     del broken["proposals"]
-    err = cli.fails("campaign", "import", _write(tmp_path, "broken.json", json.dumps(broken)),
-                    "--name", "broken")
+    err = cli.fails(
+        "campaign",
+        "import",
+        _write(tmp_path, "broken.json", json.dumps(broken)),
+        "--name",
+        "broken",
+    )
     assert "incomplete or damaged" in err
     names = sorted(r["name"] for r in cli.json("campaign", "list"))
     assert names == ["p3ht"], "a refused import stores nothing"

@@ -81,8 +81,15 @@ def _conductivity(params: dict[str, float]) -> float:
 
 def _hardness(params: dict[str, Any]) -> float:
     gas = {"air": 0.0, "argon": 12.0, "nitrogen": 6.0}[params["atmosphere"]]
-    return round(100 + 0.1 * params["temperature"] + 2 * params["hold_time"] + 50 * params["Fe"]
-                 - 30 * params["Co"] + gas, 6)
+    return round(
+        100
+        + 0.1 * params["temperature"]
+        + 2 * params["hold_time"]
+        + 50 * params["Fe"]
+        - 30 * params["Co"]
+        + gas,
+        6,
+    )
 
 
 def _results_csv(props: list[dict[str, Any]], objective: str = "conductivity") -> str:
@@ -97,14 +104,27 @@ def _write(path: Path, text: str) -> Path:
 
 # -- help and imports ---------------------------------------------------------------------------
 
+
 def test_help_lists_every_command() -> None:
     res = CliRunner().invoke(app, ["--help"])
     assert res.exit_code == 0
-    for word in ("propose", "ingest", "status", "export", "demo", "campaign", "proposal", "db",
-                 "--db", "--artifacts"):
+    for word in (
+        "propose",
+        "ingest",
+        "status",
+        "export",
+        "demo",
+        "campaign",
+        "proposal",
+        "db",
+        "--db",
+        "--artifacts",
+    ):
         assert word in res.stdout, word
-    for group, commands in {"proposal": ("list", "fail", "abandon"),
-                            "db": ("upgrade", "current")}.items():
+    for group, commands in {
+        "proposal": ("list", "fail", "abandon"),
+        "db": ("upgrade", "current"),
+    }.items():
         out = CliRunner().invoke(app, [group, "--help"]).stdout
         assert all(c in out for c in commands), (group, out)
 
@@ -120,8 +140,9 @@ def _run_without_torch(args: list[str]) -> subprocess.CompletedProcess[str]:
         "heavy = sorted(m for m in ('torch', 'botorch', 'gpytorch') if m in sys.modules)\n"
         "assert not heavy, f'imported {heavy}'\n"
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
 
 
 def test_help_does_not_import_torch() -> None:
@@ -143,13 +164,15 @@ def test_status_does_not_import_torch(p3ht: Cli) -> None:
 
 
 def test_store_that_cannot_be_opened() -> None:
-    res = CliRunner().invoke(app, ["--db", "postgresql+psycopg://nobody@127.0.0.1:1/none",
-                                   "status", "x"])
+    res = CliRunner().invoke(
+        app, ["--db", "postgresql+psycopg://nobody@127.0.0.1:1/none", "status", "x"]
+    )
     assert res.exit_code == 2
     assert "cannot open the database" in res.stderr and "--db" in res.stderr
 
 
 # -- propose ------------------------------------------------------------------------------------
+
 
 def test_propose_table_and_json(p3ht: Cli) -> None:
     out = p3ht("propose", "p3ht").stdout
@@ -171,8 +194,9 @@ def test_propose_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     for sub in ("a", "b"):
         c = Cli(tmp_path / sub)
         c("campaign", "create", P3HT)
-        picks.append([p["candidate"] for p in
-                      c.json("propose", "p3ht", "--seed", "7")["proposals"]])
+        picks.append(
+            [p["candidate"] for p in c.json("propose", "p3ht", "--seed", "7")["proposals"]]
+        )
     assert picks[0] == picks[1]
 
 
@@ -262,8 +286,9 @@ def test_composition_proposals_respect_the_space(cli: Cli) -> None:
     for p in sobol["proposals"]:
         _check_composition_proposal(p["params"])
     assert len({p["params"]["atmosphere"] for p in sobol["proposals"]}) > 1
-    res = cli.json("ingest", "alloy_anneal", "-",
-                   input=_results_csv(sobol["proposals"], "hardness"))
+    res = cli.json(
+        "ingest", "alloy_anneal", "-", input=_results_csv(sobol["proposals"], "hardness")
+    )
     assert res["stored"] == 8
     gp = cli.json("propose", "alloy_anneal", "-n", "2")
     assert gp["strategy"] == "gp+qlognei" and len(gp["proposals"]) == 2
@@ -271,11 +296,16 @@ def test_composition_proposals_respect_the_space(cli: Cli) -> None:
         _check_composition_proposal(p["params"])
         assert p["candidate"] is None
     # the proposals can be measured and ingested as they are
-    assert cli.json("ingest", "alloy_anneal", "-",
-                    input=_results_csv(gp["proposals"], "hardness"))["stored"] == 2
+    assert (
+        cli.json("ingest", "alloy_anneal", "-", input=_results_csv(gp["proposals"], "hardness"))[
+            "stored"
+        ]
+        == 2
+    )
 
 
 # -- ingest -------------------------------------------------------------------------------------
+
 
 def test_ingest_csv_twice(p3ht: Cli, tmp_path: Path) -> None:
     props = p3ht.json("propose", "p3ht", "-n", "3")["proposals"]
@@ -290,10 +320,25 @@ def test_ingest_csv_twice(p3ht: Cli, tmp_path: Path) -> None:
 
 def test_ingest_jsonl_with_parameters_and_std(p3ht: Cli, tmp_path: Path) -> None:
     rows = [
-        {"p3ht": 45, "d1": 0, "d2": 55, "d6": 0, "d8": 0, "conductivity": 12.77,
-         "conductivity_std": 0.4, "operator": "ada"},
-        {"p3ht": 75, "d1": 0, "d2": 25, "d6": 0, "d8": 0, "conductivity": 13.19,
-         "measurement_id": "run-7"},
+        {
+            "p3ht": 45,
+            "d1": 0,
+            "d2": 55,
+            "d6": 0,
+            "d8": 0,
+            "conductivity": 12.77,
+            "conductivity_std": 0.4,
+            "operator": "ada",
+        },
+        {
+            "p3ht": 75,
+            "d1": 0,
+            "d2": 25,
+            "d6": 0,
+            "d8": 0,
+            "conductivity": 13.19,
+            "measurement_id": "run-7",
+        },
     ]
     f = _write(tmp_path / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     data = p3ht.json("ingest", "p3ht", f)
@@ -310,8 +355,7 @@ def test_ingest_jsonl_with_parameters_and_std(p3ht: Cli, tmp_path: Path) -> None
 
 def test_ingest_from_stdin(p3ht: Cli) -> None:
     props = p3ht.json("propose", "p3ht", "-n", "2")["proposals"]
-    text = "".join(json.dumps({"proposal_id": p["id"], "conductivity": 3.5}) + "\n"
-                   for p in props)
+    text = "".join(json.dumps({"proposal_id": p["id"], "conductivity": 3.5}) + "\n" for p in props)
     res = p3ht("ingest", "p3ht", "-", "--source", "robot", input=text)
     assert res.stdout.strip() == "<stdin>: 2 rows, 2 stored, 0 already stored"
     exported = p3ht.json("export", "p3ht")
@@ -323,8 +367,10 @@ def test_ingest_from_stdin(p3ht: Cli) -> None:
 def test_ingest_bad_file_names_every_row_and_stores_nothing(p3ht: Cli, tmp_path: Path) -> None:
     props = p3ht.json("propose", "p3ht", "-n", "3")["proposals"]
     good = _results_csv(props).splitlines()
-    f = _write(tmp_path / "bad.csv", "\n".join([
-        good[0], good[1], f"{props[1]['id']},nan", good[3], "999,1.0"]) + "\n")
+    f = _write(
+        tmp_path / "bad.csv",
+        "\n".join([good[0], good[1], f"{props[1]['id']},nan", good[3], "999,1.0"]) + "\n",
+    )
     err = p3ht.fails("ingest", "p3ht", f)
     assert f"{f}: 2 problem(s); nothing was stored" in err
     assert f"{f}, line 3, column 'conductivity': 'nan' is not a finite number" in err
@@ -337,19 +383,28 @@ def test_ingest_bad_file_names_every_row_and_stores_nothing(p3ht: Cli, tmp_path:
 @pytest.mark.parametrize(
     "text,fragments",
     [
-        ("p3ht,d1,d2,d6,d8,conductivity,colour\n45,0,55,0,0,1,red\n",
-         ["line 2, column 'colour': unknown column", "p3ht, d1, d2, d6, d8, conductivity"]),
-        ("p3ht,d1,d2,conductivity\n45,0,55,1\n",
-         ["line 2, missing parameter column(s) ['d6', 'd8']"]),
-        ("p3ht,d1,d2,d6,d8,conductivity\n45,0,55,0,abc,1\n",
-         ["line 2, column 'd8': not a number ('abc')"]),
-        ("p3ht,d1,d2,d6,d8,conductivity\n45,0,55,0,0,1\n45,0,55,0\n",
-         ["line 3: 4 fields, the header has 6"]),
+        (
+            "p3ht,d1,d2,d6,d8,conductivity,colour\n45,0,55,0,0,1,red\n",
+            ["line 2, column 'colour': unknown column", "p3ht, d1, d2, d6, d8, conductivity"],
+        ),
+        (
+            "p3ht,d1,d2,conductivity\n45,0,55,1\n",
+            ["line 2, missing parameter column(s) ['d6', 'd8']"],
+        ),
+        (
+            "p3ht,d1,d2,d6,d8,conductivity\n45,0,55,0,abc,1\n",
+            ["line 2, column 'd8': not a number ('abc')"],
+        ),
+        (
+            "p3ht,d1,d2,d6,d8,conductivity\n45,0,55,0,0,1\n45,0,55,0\n",
+            ["line 3: 4 fields, the header has 6"],
+        ),
     ],
     ids=["unknown-column", "missing-column", "bad-type", "ragged"],
 )
-def test_ingest_refusals_name_file_line_and_column(p3ht: Cli, tmp_path: Path, text: str,
-                                                   fragments: list[str]) -> None:
+def test_ingest_refusals_name_file_line_and_column(
+    p3ht: Cli, tmp_path: Path, text: str, fragments: list[str]
+) -> None:
     f = _write(tmp_path / "r.csv", text)
     err = p3ht.fails("ingest", "p3ht", f)
     assert f"{f}, {fragments[0]}" in err, err
@@ -366,11 +421,14 @@ def test_ingest_composition_formula_column(cli: Cli, tmp_path: Path) -> None:
     assert cli.json("ingest", "alloy_anneal", f)["stored"] == 1
     (row,) = cli.json("export", "alloy_anneal")
     assert (row["Fe"], row["Ni"], row["Co"]) == pytest.approx((0.5, 0.3, 0.2))
-    bad = _write(tmp_path / "bad.csv", header + "500,4,argon,Fe0.5Ni0.3Co0.2,1\n"
-                 "600,5,air,Fe0.5Xx0.5,2\n")
+    bad = _write(
+        tmp_path / "bad.csv", header + "500,4,argon,Fe0.5Ni0.3Co0.2,1\n600,5,air,Fe0.5Xx0.5,2\n"
+    )
     err = cli.fails("ingest", "alloy_anneal", bad)
-    assert f"{bad}, line 3, column 'alloy': 'Fe0.5Xx0.5' holds ['Xx'], which are not " \
+    assert (
+        f"{bad}, line 3, column 'alloy': 'Fe0.5Xx0.5' holds ['Xx'], which are not "
         "chemical elements" in err
+    )
     assert cli.json("status", "alloy_anneal")["measurements"] == 1
 
 
@@ -380,8 +438,9 @@ def test_ingest_conflicting_second_result(p3ht: Cli) -> None:
     err = p3ht.fails("ingest", "p3ht", "-", input=f"proposal_id,conductivity\n{p['id']},6\n")
     assert f"<stdin>, line 2: proposal {p['id']} already has a result" in err
     assert "replicate=true" in err
-    res = p3ht.json("ingest", "p3ht", "-",
-                    input=f"proposal_id,conductivity,replicate\n{p['id']},6,true\n")
+    res = p3ht.json(
+        "ingest", "p3ht", "-", input=f"proposal_id,conductivity,replicate\n{p['id']},6,true\n"
+    )
     assert res["stored"] == 1
     assert p3ht.json("status", "p3ht")["measurements"] == 2
 
@@ -399,6 +458,7 @@ def test_ingest_other_refusals(p3ht: Cli, tmp_path: Path) -> None:
 
 # -- status and export --------------------------------------------------------------------------
 
+
 def test_status_text_and_json(p3ht: Cli) -> None:
     out = p3ht("status", "p3ht").stdout
     assert "p3ht (active, spec v1, pool of 178): budget 0/60 used, 0 measurements" in out
@@ -407,8 +467,13 @@ def test_status_text_and_json(p3ht: Cli) -> None:
     p3ht("ingest", "p3ht", "-", input=_results_csv(props[:2]))
     st = p3ht.json("status", "p3ht")
     assert st["budget"] == {"total": 60, "used": 3, "left": 57}
-    assert st["proposals"] == {"proposed": 1, "running": 0, "completed": 2, "failed": 0,
-                               "abandoned": 0}
+    assert st["proposals"] == {
+        "proposed": 1,
+        "running": 0,
+        "completed": 2,
+        "failed": 0,
+        "abandoned": 0,
+    }
     assert [p["id"] for p in st["pending"]] == [props[2]["id"]]
     best = max(props[:2], key=lambda p: _conductivity(p["params"]))
     assert st["best"]["conductivity"]["value"] == _conductivity(best["params"])
@@ -441,6 +506,7 @@ def test_export_csv_to_file_and_stdout(p3ht: Cli, tmp_path: Path) -> None:
 
 
 # -- proposal list | fail | abandon -------------------------------------------------------------
+
 
 def test_proposal_list_fail_abandon(p3ht: Cli) -> None:
     props = p3ht.json("propose", "p3ht", "-n", "4")["proposals"]
@@ -481,6 +547,7 @@ def test_proposal_list_fail_abandon(p3ht: Cli) -> None:
 
 # -- db -----------------------------------------------------------------------------------------
 
+
 def test_db_current_and_upgrade(cli: Cli) -> None:
     from migrations import HEAD
 
@@ -495,6 +562,7 @@ def test_db_current_and_upgrade(cli: Cli) -> None:
 
 
 # -- demo ---------------------------------------------------------------------------------------
+
 
 def test_demo_runs_a_short_loop(cli: Cli) -> None:
     out = cli("demo", "--rounds", "1", "--batch", "2").stdout

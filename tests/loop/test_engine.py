@@ -73,8 +73,7 @@ def alloy(tmp_path: Path):
 def _round(store, n=None):  # type: ignore[no-untyped-def]
     with store.session_scope() as s:
         res = propose(session=s, name="alloy", n=n, artifact_dir=store.artifact_dir)
-    rows = [(i + 2, {"proposal_id": p.id, **_truth(p.params)})
-            for i, p in enumerate(res.proposals)]
+    rows = [(i + 2, {"proposal_id": p.id, **_truth(p.params)}) for i, p in enumerate(res.proposals)]
     with store.session_scope() as s:
         ingest_rows(session=s, name="alloy", rows=rows, source="t")
     return res
@@ -136,8 +135,10 @@ def _p3ht_with_data(tmp_path: Path, p3ht_spec: Path, n: int):  # type: ignore[no
         rec = create_campaign(session=s, path=p3ht_spec)
         cands = crud.list_candidates(session=s, campaign_id=rec.id)
     sim = make_simulator(parse_spec(rec.spec))
-    rows = [(i + 2, {**c[2], **sim.measure(c[2], np.random.default_rng(0))})
-            for i, c in enumerate(cands[:n])]
+    rows = [
+        (i + 2, {**c[2], **sim.measure(c[2], np.random.default_rng(0))})
+        for i, c in enumerate(cands[:n])
+    ]
     with store.session_scope() as s:
         ingest_rows(session=s, name="p3ht", rows=rows, source="t")
     return store
@@ -151,10 +152,13 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path: Path, p3ht_spec: Path) -
     rng = np.random.default_rng(0)
     for _ in range(5):
         with store.session_scope() as s:
-            res = propose(session=s, name="p3ht", n=3, artifact_dir=store.artifact_dir,
-                          keep_checkpoints=2)
-        rows = [(i + 2, {"proposal_id": p.id, **sim.measure(p.params, rng)})
-                for i, p in enumerate(res.proposals)]
+            res = propose(
+                session=s, name="p3ht", n=3, artifact_dir=store.artifact_dir, keep_checkpoints=2
+            )
+        rows = [
+            (i + 2, {"proposal_id": p.id, **sim.measure(p.params, rng)})
+            for i, p in enumerate(res.proposals)
+        ]
         with store.session_scope() as s:
             ingest_rows(session=s, name="p3ht", rows=rows, source="t")
     with store.session_scope() as s:
@@ -194,7 +198,8 @@ def test_budget_caps_the_batch(tmp_path: Path) -> None:
 
 
 def test_constant_results_fit_and_store_on_every_database(
-    store, p3ht_spec: Path  # type: ignore[no-untyped-def]
+    store,
+    p3ht_spec: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     """All-equal values make R^2 undefined; it is stored as null (PostgreSQL's json has no NaN)."""
     with store.session_scope() as s:

@@ -36,16 +36,19 @@ def sqlite_store(sqlite_url: str, tmp_path: Path) -> Iterator[Store]:
 
 # -- helpers ------------------------------------------------------------------------------------
 
+
 def _create(store: Store, path: Path = COMPOSITION) -> str:
     with store.session_scope() as session:
         return create_campaign(session=session, path=path).name
 
 
-def _ingest_text(store: Store, name: str, text: str, source: str = "results.csv",
-                 **kw: Any) -> IngestResult:
+def _ingest_text(
+    store: Store, name: str, text: str, source: str = "results.csv", **kw: Any
+) -> IngestResult:
     with store.session_scope() as session:
-        return ingest_rows(session=session, name=name, rows=read_rows(text, source),
-                           source=source, **kw)
+        return ingest_rows(
+            session=session, name=name, rows=read_rows(text, source), source=source, **kw
+        )
 
 
 def _csv(*lines: str, header: str = HEADER) -> str:
@@ -74,18 +77,22 @@ def _proposals(store: Store, name: str) -> list[ProposalRecord]:
 
 def _propose(store: Store, name: str, n: int) -> list[ProposalRecord]:
     with store.session_scope() as session:
-        return propose(session=session, name=name, n=n, seed=1,
-                       artifact_dir=store.artifact_dir).proposals
+        return propose(
+            session=session, name=name, n=n, seed=1, artifact_dir=store.artifact_dir
+        ).proposals
 
 
-def _ingest_dicts(store: Store, name: str, rows: list[dict[str, Any]],
-                  source: str = "results.jsonl") -> IngestResult:
+def _ingest_dicts(
+    store: Store, name: str, rows: list[dict[str, Any]], source: str = "results.jsonl"
+) -> IngestResult:
     with store.session_scope() as session:
-        return ingest_rows(session=session, name=name, source=source,
-                           rows=[(i + 1, r) for i, r in enumerate(rows)])
+        return ingest_rows(
+            session=session, name=name, source=source, rows=[(i + 1, r) for i, r in enumerate(rows)]
+        )
 
 
 # -- rows that give the parameters --------------------------------------------------------------
+
 
 def test_parameter_rows_are_validated_coerced_and_stored(store: Store) -> None:
     name = _create(store)
@@ -94,8 +101,14 @@ def test_parameter_rows_are_validated_coerced_and_stored(store: Store) -> None:
     ms = _measurements(store, name)
     assert [m.id for m in ms] == res.measurement_ids
     m = ms[0]
-    assert m.params == {"temperature": 500.0, "hold_time": 4, "atmosphere": "argon",
-                        "Fe": 0.5, "Ni": 0.3, "Co": 0.2}
+    assert m.params == {
+        "temperature": 500.0,
+        "hold_time": 4,
+        "atmosphere": "argon",
+        "Fe": 0.5,
+        "Ni": 0.3,
+        "Co": 0.2,
+    }
     assert isinstance(m.params["hold_time"], int)
     assert m.values == {"hardness": 210.5}
     assert m.proposal_id is None and m.candidate_idx is None
@@ -134,8 +147,9 @@ def test_one_bad_row_stores_nothing_and_every_bad_row_is_named(store: Store) -> 
         ("500,4,argon,0.5,0.3,0.2,", "hardness", "missing value"),
     ],
 )
-def test_bad_values_name_line_and_column(sqlite_store: Store, row: str, column: str,
-                                         fragment: str) -> None:
+def test_bad_values_name_line_and_column(
+    sqlite_store: Store, row: str, column: str, fragment: str
+) -> None:
     name = _create(sqlite_store)
     err = _fails(sqlite_store, name, _csv(GOOD[0], row))
     assert len(err.problems) == 1
@@ -153,8 +167,9 @@ def test_bad_values_name_line_and_column(sqlite_store: Store, row: str, column: 
         ("proposal_id", "999", "proposal 999 does not belong to campaign 'alloy_anneal'"),
     ],
 )
-def test_bad_bookkeeping_columns(sqlite_store: Store, extra: str, value: str,
-                                 fragment: str) -> None:
+def test_bad_bookkeeping_columns(
+    sqlite_store: Store, extra: str, value: str, fragment: str
+) -> None:
     name = _create(sqlite_store)
     err = _fails(sqlite_store, name, _csv(GOOD[0] + f",{value}", header=f"{HEADER},{extra}"))
     assert err.problems[0].startswith(f"results.csv, line 2, column '{extra}'")
@@ -163,11 +178,14 @@ def test_bad_bookkeeping_columns(sqlite_store: Store, extra: str, value: str,
 
 def test_nan_in_jsonl_is_refused(sqlite_store: Store) -> None:
     name = _create(sqlite_store)
-    text = ('{"temperature": 500, "hold_time": 4, "atmosphere": "air", "Fe": 0.5, "Ni": 0.3, '
-            '"Co": 0.2, "hardness": NaN}\n')
+    text = (
+        '{"temperature": 500, "hold_time": 4, "atmosphere": "air", "Fe": 0.5, "Ni": 0.3, '
+        '"Co": 0.2, "hardness": NaN}\n'
+    )
     err = _fails(sqlite_store, name, text, source="r.jsonl")
-    assert err.problems == [f"r.jsonl, line 1, column 'hardness': {float('nan')!r} is not a "
-                            "finite number"]
+    assert err.problems == [
+        f"r.jsonl, line 1, column 'hardness': {float('nan')!r} is not a finite number"
+    ]
 
 
 def test_unknown_column_is_named_with_the_known_ones(sqlite_store: Store) -> None:
@@ -182,16 +200,22 @@ def test_unknown_column_is_named_with_the_known_ones(sqlite_store: Store) -> Non
 
 def test_missing_parameter_column(sqlite_store: Store) -> None:
     name = _create(sqlite_store)
-    err = _fails(sqlite_store, name, _csv("500,4,0.5,0.3,0.2,1",
-                                   header="temperature,hold_time,Fe,Ni,Co,hardness"))
+    err = _fails(
+        sqlite_store,
+        name,
+        _csv("500,4,0.5,0.3,0.2,1", header="temperature,hold_time,Fe,Ni,Co,hardness"),
+    )
     assert "line 2, missing parameter column(s) ['atmosphere']" in err.problems[0]
     assert "proposal_id" in err.problems[0]
 
 
 def test_missing_outcome_column(sqlite_store: Store) -> None:
     name = _create(sqlite_store)
-    err = _fails(sqlite_store, name, _csv("500,4,argon,0.5,0.3,0.2",
-                                   header="temperature,hold_time,atmosphere,Fe,Ni,Co"))
+    err = _fails(
+        sqlite_store,
+        name,
+        _csv("500,4,argon,0.5,0.3,0.2", header="temperature,hold_time,atmosphere,Fe,Ni,Co"),
+    )
     assert "column 'hardness': missing value" in err.problems[0]
 
 
@@ -202,6 +226,7 @@ def test_no_rows(sqlite_store: Store) -> None:
 
 
 # -- idempotency and replicates -----------------------------------------------------------------
+
 
 def test_same_file_twice_stores_each_measurement_once(store: Store) -> None:
     name = _create(store)
@@ -221,8 +246,9 @@ def test_same_file_twice_stores_each_measurement_once(store: Store) -> None:
 def test_replicates_without_ids_are_all_kept(store: Store) -> None:
     name = _create(store)
     same_inputs = "500,4,argon,0.5,0.3,0.2"
-    text = _csv(f"{same_inputs},200", f"{same_inputs},210", f"{same_inputs},205",
-                f"{same_inputs},205")
+    text = _csv(
+        f"{same_inputs},200", f"{same_inputs},210", f"{same_inputs},205", f"{same_inputs},205"
+    )
     res = _ingest_text(store, name, text)
     assert res.stored == 4, "identical rows are replicates too"
     values = sorted(m.values["hardness"] for m in _measurements(store, name))
@@ -262,16 +288,22 @@ def _fails_after(store: Store, name: str, text: str) -> IngestError:
 
 # -- rows that refer to proposals ---------------------------------------------------------------
 
+
 def test_proposal_rows_complete_the_proposals(store: Store) -> None:
     name = _create(store)
     props = _propose(store, name, 3)
     assert {p.status for p in props} == {"proposed"}
-    res = _ingest_dicts(store, name, [{"proposal_id": props[0].id, "hardness": 200.0},
-                                      {"proposal_id": str(props[1].id), "hardness": "201.5"}])
+    res = _ingest_dicts(
+        store,
+        name,
+        [
+            {"proposal_id": props[0].id, "hardness": 200.0},
+            {"proposal_id": str(props[1].id), "hardness": "201.5"},
+        ],
+    )
     assert res.stored == 2
     status = {p.id: p.status for p in _proposals(store, name)}
-    assert status == {props[0].id: "completed", props[1].id: "completed",
-                      props[2].id: "proposed"}
+    assert status == {props[0].id: "completed", props[1].id: "completed", props[2].id: "proposed"}
     ms = _measurements(store, name)
     assert ms[0].proposal_id == props[0].id
     assert ms[0].params == props[0].params, "parameters come from the proposal"
@@ -290,13 +322,13 @@ def test_second_different_result_for_a_proposal_is_a_conflict(store: Store) -> N
     assert msg.startswith("b.jsonl, line 1: proposal")
     assert f"proposal {p.id} already has a result" in msg and "replicate=true" in msg
     assert len(_measurements(store, name)) == 1
-    rep = _ingest_dicts(store, name, [{"proposal_id": p.id, "hardness": 250.0,
-                                       "replicate": "true"}])
+    rep = _ingest_dicts(
+        store, name, [{"proposal_id": p.id, "hardness": 250.0, "replicate": "true"}]
+    )
     assert rep.stored == 1
     assert sorted(m.values["hardness"] for m in _measurements(store, name)) == [200.0, 250.0]
     # the replicate is idempotent as well
-    rep2 = _ingest_dicts(store, name, [{"proposal_id": p.id, "hardness": 250.0,
-                                        "replicate": True}])
+    rep2 = _ingest_dicts(store, name, [{"proposal_id": p.id, "hardness": 250.0, "replicate": True}])
     assert (rep2.stored, rep2.already) == (0, 1)
 
 
@@ -318,8 +350,12 @@ def test_proposal_row_with_its_own_parameters(sqlite_store: Store) -> None:
     same = {**p.params, "proposal_id": p.id, "hardness": 1.0}
     assert _ingest_dicts(sqlite_store, name, [same]).stored == 1
     (q,) = _propose(sqlite_store, name, 1)
-    other = {**q.params, "atmosphere": "air" if q.params["atmosphere"] != "air" else "argon",
-             "proposal_id": q.id, "hardness": 1.0}
+    other = {
+        **q.params,
+        "atmosphere": "air" if q.params["atmosphere"] != "air" else "argon",
+        "proposal_id": q.id,
+        "hardness": 1.0,
+    }
     with pytest.raises(IngestError) as info:
         _ingest_dicts(sqlite_store, name, [other])
     assert f"differ from those of proposal {q.id}" in info.value.problems[0]
@@ -338,14 +374,19 @@ def test_proposal_of_another_campaign_is_refused(sqlite_store: Store) -> None:
 
 # -- noise, provenance, formulas ----------------------------------------------------------------
 
+
 def test_std_source_and_provenance_are_stored(store: Store) -> None:
     name = _create(store)
     header = HEADER + ",hardness_std,source,operator,instrument,notes,measured_at"
-    text = _csv(GOOD[0] + ",1.5,robot,ada,vickers-2,first try,2026-05-01T14:30:00",
-                GOOD[1] + ",,,,,,2026-05-01T15:00:00+02:00", header=header)
+    text = _csv(
+        GOOD[0] + ",1.5,robot,ada,vickers-2,first try,2026-05-01T14:30:00",
+        GOOD[1] + ",,,,,,2026-05-01T15:00:00+02:00",
+        header=header,
+    )
     with store.session_scope() as session:
-        res = ingest(session=session, name=name, path="-", text=text, fmt="csv",
-                     default_source="lab")
+        res = ingest(
+            session=session, name=name, path="-", text=text, fmt="csv", default_source="lab"
+        )
     assert res.source == "<stdin>" and res.stored == 2
     m0, m1 = _measurements(store, name)
     assert m0.stds == {"hardness": 1.5} and m1.stds == {}
@@ -366,14 +407,16 @@ def _utc(dt: datetime | None) -> datetime:
 
 def test_formula_column_gives_the_composition(sqlite_store: Store) -> None:
     name = _create(sqlite_store)
-    text = ("temperature,hold_time,atmosphere,alloy,hardness\n"
-            "500,4,argon,Fe0.5Ni0.3Co0.2,210\n"
-            "600,5,air,Fe2NiCo,220\n")
+    text = (
+        "temperature,hold_time,atmosphere,alloy,hardness\n"
+        "500,4,argon,Fe0.5Ni0.3Co0.2,210\n"
+        "600,5,air,Fe2NiCo,220\n"
+    )
     assert _ingest_text(sqlite_store, name, text).stored == 2
     m0, m1 = _measurements(sqlite_store, name)
     assert m0.params["Fe"] == pytest.approx(0.5) and m0.params["Ni"] == pytest.approx(0.3)
     assert m0.params["Co"] == pytest.approx(0.2)
-    assert (m1.params["Fe"], m1.params["Ni"], m1.params["Co"]) == pytest.approx((0.5, .25, .25))
+    assert (m1.params["Fe"], m1.params["Ni"], m1.params["Co"]) == pytest.approx((0.5, 0.25, 0.25))
     assert "alloy" not in m0.params
 
 
@@ -398,13 +441,16 @@ def test_bad_formulas_are_refused_clearly(sqlite_store: Store, formula: str, fra
 
 # -- pool campaigns -----------------------------------------------------------------------------
 
+
 def test_pool_rows_find_their_candidate(store: Store) -> None:
     name = _create(store, P3HT)
     (p,) = _propose(store, name, 1)
     assert p.candidate_idx is not None
-    text = ("p3ht,d1,d2,d6,d8,conductivity\n"
-            "45,0,55,0,0,12.77\n"           # the pool's first row, written as integers
-            "75.0,0.0,25.0,0.0,0.0,13.19\n")  # its second
+    text = (
+        "p3ht,d1,d2,d6,d8,conductivity\n"
+        "45,0,55,0,0,12.77\n"  # the pool's first row, written as integers
+        "75.0,0.0,25.0,0.0,0.0,13.19\n"
+    )  # its second
     res = _ingest_text(store, name, text)
     assert res.stored == 2
     rows = _ingest_dicts(store, name, [{"proposal_id": p.id, "conductivity": 1.0}])
@@ -421,6 +467,7 @@ def test_pool_rows_outside_the_bounds_are_refused(sqlite_store: Store) -> None:
 
 
 # -- reading files ------------------------------------------------------------------------------
+
 
 def test_read_rows_csv_line_numbers_skip_blank_lines() -> None:
     rows = read_rows("\ufeffa, b\n1,2\n\n3,4\n", "f.csv")
@@ -473,7 +520,8 @@ def test_ingest_file_records_its_hash_and_an_event(sqlite_store: Store, tmp_path
     assert ms[0].provenance["file"] == str(f)
     with sqlite_store.session_scope() as session:
         rec = crud.get_campaign(session=session, name=name)
-        events = [e for e in crud.list_events(session=session, campaign_id=rec.id)
-                  if e.kind == "ingested"]
+        events = [
+            e for e in crud.list_events(session=session, campaign_id=rec.id) if e.kind == "ingested"
+        ]
     assert len(events) == 1 and events[0].payload["stored"] == 2
     assert events[0].payload["file_sha256"] == ms[0].provenance["file_sha256"]

@@ -41,6 +41,7 @@ def _error(raw: Any, source: str = "bad.toml") -> SpecError:
 
 # -- the shipped specs --------------------------------------------------------------------------
 
+
 def test_spec_files_are_found() -> None:
     names = {p.name for p in SPEC_FILES}
     assert {"p3ht.toml", "crossed_barrel.toml", "composition.toml"} <= names
@@ -83,6 +84,7 @@ def test_composition_example_has_all_parameter_kinds() -> None:
 
 
 # -- unknown keys, wrong types, missing keys ----------------------------------------------------
+
 
 def test_unknown_top_level_key_lists_allowed_keys() -> None:
     err = _error(_base(budgett=5))
@@ -149,8 +151,10 @@ def test_parameter_without_type() -> None:
 
 # -- bounds and names ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind,low,high", [("float", 1.0, 1.0), ("float", 2.0, 1.0),
-                                           ("int", 5, 5), ("int", 7, 3)])
+
+@pytest.mark.parametrize(
+    "kind,low,high", [("float", 1.0, 1.0), ("float", 2.0, 1.0), ("int", 5, 5), ("int", 7, 3)]
+)
 def test_empty_bounds(kind: str, low: float, high: float) -> None:
     err = _error(_base(parameters=[{"type": kind, "name": "temp", "low": low, "high": high}]))
     assert "parameters[0] ('temp')" in err.message
@@ -158,14 +162,16 @@ def test_empty_bounds(kind: str, low: float, high: float) -> None:
 
 
 def test_log_scale_needs_positive_low() -> None:
-    err = _error(_base(parameters=[{"type": "float", "name": "c", "low": 0.0, "high": 1.0,
-                                    "log": True}]))
+    err = _error(
+        _base(parameters=[{"type": "float", "name": "c", "low": 0.0, "high": 1.0, "log": True}])
+    )
     assert "'c' has log = true" in err.message and "low must be > 0" in err.message
 
 
 def test_infinite_bounds() -> None:
-    err = _error(_base(parameters=[{"type": "float", "name": "x", "low": 0.0,
-                                    "high": float("inf")}]))
+    err = _error(
+        _base(parameters=[{"type": "float", "name": "x", "low": 0.0, "high": float("inf")}])
+    )
     assert "must be finite" in err.message
 
 
@@ -188,10 +194,12 @@ def test_duplicate_parameter_names() -> None:
 
 
 def test_element_name_clashes_with_parameter() -> None:
-    raw = _base(parameters=[
-        {"type": "float", "name": "Fe", "low": 0.0, "high": 1.0},
-        {"type": "composition", "name": "alloy", "elements": ["Fe", "Ni"]},
-    ])
+    raw = _base(
+        parameters=[
+            {"type": "float", "name": "Fe", "low": 0.0, "high": 1.0},
+            {"type": "composition", "name": "alloy", "elements": ["Fe", "Ni"]},
+        ]
+    )
     err = _error(raw)
     assert "duplicate name 'Fe'" in err.message and "element Fe" in err.message
 
@@ -215,12 +223,16 @@ def test_std_suffix_of_an_outcome_is_reserved() -> None:
 def test_categorical_needs_two_distinct_choices() -> None:
     err = _error(_base(parameters=[{"type": "categorical", "name": "gas", "choices": ["air"]}]))
     assert "'gas' needs at least two choices" in err.message
-    err = _error(_base(parameters=[{"type": "categorical", "name": "gas",
-                                    "choices": ["air", "argon", "air"]}]))
+    err = _error(
+        _base(
+            parameters=[{"type": "categorical", "name": "gas", "choices": ["air", "argon", "air"]}]
+        )
+    )
     assert "more than once" in err.message and "air" in err.message
 
 
 # -- compositions -------------------------------------------------------------------------------
+
 
 def _comp(**kw: Any) -> dict[str, Any]:
     return _base(parameters=[{"type": "composition", "name": "alloy", **kw}])
@@ -267,6 +279,7 @@ def test_pool_with_composition_is_refused() -> None:
 
 
 # -- pools, constraints, stop rules -------------------------------------------------------------
+
 
 def test_pool_columns_mapping_twice() -> None:
     raw = _base(parameters=[], pool={"path": "x.csv", "columns": {"a": "A", "b": "A"}})
@@ -324,6 +337,7 @@ def test_valid_spec_defaults() -> None:
 
 # -- files --------------------------------------------------------------------------------------
 
+
 def test_load_spec_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(tmp_path / "nope.toml")
@@ -353,8 +367,11 @@ def test_load_spec_error_names_the_file(tmp_path: Path) -> None:
 
 def test_missing_pool_file_names_the_path(tmp_path: Path) -> None:
     p = tmp_path / "pool.toml"
-    p.write_text('name = "t"\nbudget = 5\n[pool]\npath = "gone.csv"\ncolumns = ["a"]\n'
-                 '[[objectives]]\nname = "y"\n', encoding="utf-8")
+    p.write_text(
+        'name = "t"\nbudget = 5\n[pool]\npath = "gone.csv"\ncolumns = ["a"]\n'
+        '[[objectives]]\nname = "y"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(SpecError) as info:
         load_campaign_spec(p)
     assert "gone.csv does not exist" in info.value.message and "pool.path" in info.value.hint
@@ -363,8 +380,11 @@ def test_missing_pool_file_names_the_path(tmp_path: Path) -> None:
 def test_pool_columns_missing_from_file(tmp_path: Path) -> None:
     (tmp_path / "pool.csv").write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
     p = tmp_path / "pool.toml"
-    p.write_text('name = "t"\nbudget = 5\n[pool]\npath = "pool.csv"\ncolumns = ["a", "c"]\n'
-                 '[[objectives]]\nname = "y"\n', encoding="utf-8")
+    p.write_text(
+        'name = "t"\nbudget = 5\n[pool]\npath = "pool.csv"\ncolumns = ["a", "c"]\n'
+        '[[objectives]]\nname = "y"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(SpecError) as info:
         load_campaign_spec(p)
     assert "['c'] are not in the file" in info.value.message and "a, b" in info.value.hint
@@ -372,9 +392,11 @@ def test_pool_columns_missing_from_file(tmp_path: Path) -> None:
 
 def test_unknown_surrogate_in_spec_lists_known_ones(tmp_path: Path) -> None:
     p = tmp_path / "s.toml"
-    p.write_text('name = "t"\nbudget = 5\n[[parameters]]\ntype = "float"\nname = "x"\nlow = 0\n'
-                 'high = 1\n[[objectives]]\nname = "y"\n[model]\nsurrogate = "forest"\n',
-                 encoding="utf-8")
+    p.write_text(
+        'name = "t"\nbudget = 5\n[[parameters]]\ntype = "float"\nname = "x"\nlow = 0\n'
+        'high = 1\n[[objectives]]\nname = "y"\n[model]\nsurrogate = "forest"\n',
+        encoding="utf-8",
+    )
     with pytest.raises(SpecError) as info:
         load_campaign_spec(p)
     assert "forest" in info.value.message and "gp" in info.value.message

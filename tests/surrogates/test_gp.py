@@ -16,8 +16,11 @@ load_builtin()
 def _data(n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     X = torch.rand(n, 2, generator=g, dtype=torch.double)
-    Y = torch.sin(6 * X[:, :1]) + X[:, 1:] + 0.05 * torch.randn(n, 1, generator=g,
-                                                               dtype=torch.double)
+    Y = (
+        torch.sin(6 * X[:, :1])
+        + X[:, 1:]
+        + 0.05 * torch.randn(n, 1, generator=g, dtype=torch.double)
+    )
     return X, Y
 
 
