@@ -24,6 +24,7 @@ __all__ = [
     "downgrade",
     "current_revision",
     "alembic_config",
+    "make_engine",
 ]
 
 DEFAULT_URL = "sqlite:///loop.db"
@@ -85,7 +86,8 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -145,7 +147,7 @@ def open_store(
     from migrations import HEAD
 
     full = resolve_url(url)
-    engine = _make_engine(full)
+    engine = make_engine(full)
     if auto_upgrade and current_revision(engine) != HEAD:
         upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)

@@ -12,11 +12,11 @@ app = typer.Typer(cls=LoopGroup, no_args_is_help=True, help="Database schema man
 @app.command()
 def upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
     """Upgrade the database schema (stores are also upgraded on first use)."""
-    from db.session import _make_engine, current_revision, resolve_url
+    from db.session import current_revision, make_engine, resolve_url
     from db.session import upgrade as _upgrade
 
     url = resolve_url(settings(ctx).db_url)
-    engine = _make_engine(url)
+    engine = make_engine(url)
     before = current_revision(engine)
     _upgrade(engine, revision)
     after = current_revision(engine)
@@ -27,8 +27,8 @@ def upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
 @app.command()
 def current(ctx: typer.Context) -> None:
     """Print the database's schema revision."""
-    from db.session import _make_engine, current_revision, resolve_url
+    from db.session import current_revision, make_engine, resolve_url
 
-    engine = _make_engine(resolve_url(settings(ctx).db_url))
+    engine = make_engine(resolve_url(settings(ctx).db_url))
     typer.echo(current_revision(engine) or "empty")
     engine.dispose()

@@ -16,10 +16,10 @@ import migrations
 from db import crud, open_store
 from db.models import Base
 from db.session import (
-    _make_engine,
     alembic_config,
     current_revision,
     downgrade,
+    make_engine,
     resolve_url,
     upgrade,
 )
@@ -40,7 +40,7 @@ EXPECTED_UNIQUE: dict[str, dict[str, list[str]]] = {
 
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
-    eng = _make_engine(resolve_url(db_url))
+    eng = make_engine(resolve_url(db_url))
     yield eng
     eng.dispose()
 
