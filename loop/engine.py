@@ -30,9 +30,22 @@ from db import MeasurementRecord, ModelFitRecord, NewProposal, ProposalRecord, c
 from loop.errors import BudgetError, LoopError
 from loop.space import DesignSpace
 from loop.spec import CampaignSpec, parse_spec
-from surrogates import FitResult, UnknownSurrogateError, load_builtin, make_surrogate
+from surrogates import (
+    FitResult,
+    Surrogate,
+    UnknownSurrogateError,
+    load_builtin,
+    make_surrogate,
+)
 
-__all__ = ["ProposeResult", "propose", "budget_state", "KEEP_CHECKPOINTS"]
+__all__ = [
+    "ProposeResult",
+    "propose",
+    "budget_state",
+    "choose_from_pool",
+    "make_campaign_surrogate",
+    "KEEP_CHECKPOINTS",
+]
 
 #: Checkpoints kept per campaign; older ones are deleted (their metadata stays).
 KEEP_CHECKPOINTS = 5
@@ -247,13 +260,7 @@ def propose(
         )
 
     # -- model-based batch ---------------------------------------------------------------------
-    load_builtin()
-    try:
-        surrogate = make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
-    except UnknownSurrogateError as err:
-        raise LoopError(
-            str(err), f"fix it with `loop campaign update {name} --surrogate gp`"
-        ) from None
+    surrogate = make_campaign_surrogate(spec, hint_name=name)
     X, Y, Yvar = _training_data(spec, space, ms)
     bounds = space.bounds()
     version = _data_version(spec, ms)
@@ -280,29 +287,25 @@ def propose(
         )
         reused = False
 
-    ctx = AcquisitionContext(
-        X_baseline=X,
-        Y=Y,
-        X_pending=space.encode([p.params for p in pending + failed]) if pending or failed else None,
-        constraints=[(j + 1, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
-        seed=base_seed + batch,
-    )
-    try:
-        acqf = build_acquisition(
-            spec.model.acquisition, fit.model, ctx, spec.model.acquisition_options
-        )
-    except UnknownAcquisitionError as err:
-        raise LoopError(
-            str(err), f"fix it with `loop campaign update {name} --acquisition qlognei`"
-        ) from None
+    X_pending = space.encode([p.params for p in pending + failed]) if pending or failed else None
     if candidates is not None:
         assert available is not None
-        choices = space.encode([candidates[i] for i in available])
-        idx, values = optimize_pool(acqf, choices, q)
-        picked = [available[int(i)] for i in idx]
-        Xq = choices[idx]
+        picked, values = choose_from_pool(
+            spec,
+            space,
+            fit.model,
+            X,
+            Y,
+            X_pending,
+            available,
+            q,
+            seed=base_seed + batch,
+            hint_name=name,
+        )
         rows = [candidates[i] for i in picked]
+        Xq = space.encode(rows)
     else:
+        acqf = _acquisition(spec, fit.model, X, Y, X_pending, base_seed + batch, name)
         raw = space.encode(space.sobol(RAW_SAMPLES, seed=base_seed + batch))
         Xq, values = optimize_box(
             acqf,
@@ -357,6 +360,79 @@ def propose(
         time.perf_counter() - t0,
         notes,
     )
+
+
+def make_campaign_surrogate(spec: CampaignSpec, *, hint_name: str = "NAME") -> Surrogate:
+    """The surrogate the spec's `[model]` names, or a LoopError saying how to fix the name."""
+    load_builtin()
+    try:
+        return make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
+    except UnknownSurrogateError as err:
+        raise LoopError(
+            str(err), f"fix it with `loop campaign update {hint_name} --surrogate gp`"
+        ) from None
+
+
+def _acquisition(
+    spec: CampaignSpec,
+    model: Any,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    X_pending: torch.Tensor | None,
+    seed: int,
+    hint_name: str,
+) -> Any:
+    ctx = AcquisitionContext(
+        X_baseline=X,
+        Y=Y,
+        X_pending=X_pending,
+        constraints=[(j + 1, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
+        seed=seed,
+    )
+    try:
+        return build_acquisition(spec.model.acquisition, model, ctx, spec.model.acquisition_options)
+    except UnknownAcquisitionError as err:
+        raise LoopError(
+            str(err), f"fix it with `loop campaign update {hint_name} --acquisition qlognei`"
+        ) from None
+
+
+def choose_from_pool(
+    spec: CampaignSpec,
+    space: DesignSpace,
+    model: Any,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    X_pending: torch.Tensor | None,
+    available: list[int],
+    q: int,
+    *,
+    seed: int,
+    hint_name: str = "NAME",
+) -> tuple[list[int], torch.Tensor]:
+    """The model-based step of a pool campaign: the next `q` candidates by the spec's acquisition.
+
+    `loop propose` and `loop benchmark` both call this, so a benchmark measures the planner users
+    run.
+
+    Args:
+        spec: The campaign (objectives, constraints, `[model]` acquisition and options).
+        space: The design space holding the pool (`space.candidates`).
+        model: The fitted surrogate's BoTorch model.
+        X, Y: Encoded measured inputs and their outcomes (objective in maximization sense first).
+        X_pending: Encoded inputs proposed but not measured (or failed), or `None`.
+        available: Pool indices that may be chosen (not measured, pending or failed).
+        q: Batch size, at most `len(available)`.
+        seed: Seed of the acquisition's Monte Carlo sampler.
+
+    Returns:
+        The chosen pool indices and their acquisition values (each given the picks before it).
+    """
+    assert space.candidates is not None
+    acqf = _acquisition(spec, model, X, Y, X_pending, seed, hint_name)
+    choices = space.encode([space.candidates[i] for i in available])
+    idx, values = optimize_pool(acqf, choices, q)
+    return [available[int(i)] for i in idx], values
 
 
 def _initial_design(
