@@ -31,7 +31,7 @@ import io
 import json
 import math
 import re
-import tomllib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loop.errors import LoopError, SpecError
-from loop.simulators.dataset import _read_text, input_key
+from loop.simulators.dataset import input_key, read_table_text
 from loop.spec import (
     CampaignSpec,
     CategoricalParameter,
@@ -52,6 +52,11 @@ from loop.spec import (
     Parameter,
     PoolSpec,
 )
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = ["DatasetSpec", "Dataset", "load_dataset", "load_dataset_spec"]
 
@@ -164,10 +169,15 @@ class Dataset:
         return np.lexsort((np.arange(self.n), score, infeasible))
 
     def top(self, fraction: float) -> np.ndarray:
-        """The best `ceil(fraction * N)` candidates (only feasible ones count)."""
-        k = max(1, math.ceil(fraction * self.n - 1e-9))
-        best = self.ranking()[:k]
-        return best[self.feasible()[best]]
+        """The best `ceil(fraction * F)` of the `F` feasible candidates (all, without constraints).
+
+        Empty when no candidate is feasible.
+        """
+        n_ok = int(self.feasible().sum())
+        if n_ok == 0:
+            return np.zeros(0, dtype=np.int64)
+        k = max(1, math.ceil(fraction * n_ok - 1e-9))
+        return self.ranking()[:k]
 
     def campaign_spec(self, model: ModelSpec, *, budget: int, batch_size: int) -> CampaignSpec:
         """The pool campaign a user would create for this data set."""
@@ -261,7 +271,7 @@ def load_dataset(path: str | Path) -> Dataset:
     if spec.format == "olympus":
         spec, header, text, label = _olympus(spec, base)
     else:
-        text, label = _read_text(spec.path, base)
+        text, label = read_table_text(spec.path, base)
         header = None
     return _build(spec, text, label, header)
 
@@ -303,7 +313,7 @@ def _olympus(spec: DatasetSpec, base: Path) -> tuple[DatasetSpec, list[str], str
     if not desc and (folder / "description.txt").is_file():
         desc = (folder / "description.txt").read_text(encoding="utf-8").strip().splitlines()[0]
     spec = spec.model_copy(update={"inputs": inputs, "objective": objective, "description": desc})
-    text, label = _read_text(str(folder / "data.csv"), None)
+    text, label = read_table_text(str(folder / "data.csv"), None)
     return spec, header, text, label
 
 
@@ -355,7 +365,7 @@ def _build(spec: DatasetSpec, text: str, label: str, header: list[str] | None) -
             raise LoopError(
                 f"data file {label}, line {line}, column '{header[j]}': {cell!r} is not a finite "
                 "number",
-                "fix or drop that row, or declare the column kind = \"categorical\"",
+                'fix or drop that row, or declare the column kind = "categorical"',
             )
         return x
 
@@ -388,9 +398,7 @@ def _build(spec: DatasetSpec, text: str, label: str, header: list[str] | None) -
                         )
                     x = int(round(x))
                 vals[n] = x
-        key = tuple(
-            v if isinstance(v, str) else input_key([v])[0] for v in vals.values()
-        )
+        key = tuple(v if isinstance(v, str) else input_key([v])[0] for v in vals.values())
         outs = [number(row[obj_idx], line, obj_idx)] + [number(row[j], line, j) for j in con_idx]
         if key not in groups:
             groups[key] = []

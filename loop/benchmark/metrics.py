@@ -66,7 +66,10 @@ def t95(dof: int) -> float:
 
 
 def mean_interval(values: Sequence[float] | np.ndarray) -> Interval:
-    """Mean and 95% t-interval of independent values (one per seed)."""
+    """Mean and 95% t-interval of independent values (one per seed).
+
+    The interval of values that are all non-negative is cut at zero.
+    """
     a = np.asarray(values, dtype=np.float64)
     n = a.size
     if n == 0:
@@ -75,7 +78,9 @@ def mean_interval(values: Sequence[float] | np.ndarray) -> Interval:
     if n == 1:
         return Interval(m, m, m, 1)
     half = t95(n - 1) * float(a.std(ddof=1)) / math.sqrt(n)
-    return Interval(m, m - half, m + half, n)
+    # counts, fractions and factors are never negative: neither is their interval
+    low = max(m - half, 0.0) if bool((a >= 0).all()) else m - half
+    return Interval(m, low, m + half, n)
 
 
 def top_curve(order: Sequence[int], targets: Sequence[int], length: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from loop.cli import benchmark as benchmark_cmd
 from loop.cli import campaign as campaign_cmd
 from loop.cli import dbcmd, proposal
 from loop.cli.common import LoopGroup, Settings, console, emit_json, fmt, open_store
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(campaign_cmd.app, name="campaign")
 app.add_typer(proposal.app, name="proposal")
 app.add_typer(dbcmd.app, name="db")
+app.add_typer(benchmark_cmd.app, name="benchmark")
 
 
 @app.callback()

@@ -26,7 +26,14 @@ from loop.simulators.base import Simulator, register_simulator
 if TYPE_CHECKING:
     from loop.spec import CampaignSpec
 
-__all__ = ["DatasetOptions", "DatasetSimulator", "InputKey", "input_key", "PACKAGE_PREFIX"]
+__all__ = [
+    "DatasetOptions",
+    "DatasetSimulator",
+    "InputKey",
+    "input_key",
+    "read_table_text",
+    "PACKAGE_PREFIX",
+]
 
 #: A path starting with this prefix names a file inside the installed `loop/data/` folder.
 PACKAGE_PREFIX = "package:"
@@ -116,7 +123,7 @@ class DatasetOptions:
             )
 
 
-def _read_text(path: str, base_dir: Path | None) -> tuple[str, str]:
+def read_table_text(path: str, base_dir: Path | None) -> tuple[str, str]:
     """The text of the table and a label naming it in messages."""
     if path.startswith(PACKAGE_PREFIX):
         rel = path[len(PACKAGE_PREFIX) :].strip().lstrip("/")
@@ -250,7 +257,7 @@ class DatasetSimulator(Simulator):
         directions: Mapping[str, Literal["maximize", "minimize"]] | None = None,
     ) -> None:
         self.options = options
-        text, self.source = _read_text(options.path, base_dir)
+        text, self.source = read_table_text(options.path, base_dir)
         self._table = _Table(text, self.source, options.inputs, options.outputs)
         self._directions = dict(directions or {})
 
