@@ -105,6 +105,18 @@ class Problem:
         return min(self.batch_size, self.max_experiments - len(order), self.n - len(order))
 
 
+def progress(problem: Problem, order: list[int], seconds: list[float]) -> None:
+    """One stderr line every 10 recommendation calls (long Ax runs are otherwise silent)."""
+    if seconds and len(seconds) % 10 == 0:
+        found = sum(1 for i in order if i in problem.targets)
+        print(
+            f"[{problem.peer}] measured={len(order)} found={found}/{len(problem.targets)} "
+            f"last_call_s={seconds[-1]:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch."""
     import torch
@@ -193,6 +205,7 @@ def run_baybe(problem: Problem) -> tuple[list[int], list[float], str]:
         order.extend(batch)
         taken.update(batch)
         campaign.add_measurements(measured(batch))
+        progress(problem, order, seconds)
     notes = (
         f"BayBE Campaign with default recommender {type(campaign.recommender).__name__} "
         "(RandomRecommender until the first measurements, then BotorchRecommender with "
@@ -301,7 +314,8 @@ def run_ax(problem: Problem) -> tuple[list[int], list[float], str]:
         return out
 
     def measure(i: int) -> None:
-        trial = client.attach_trial(parameters=parameterization(i), arm_name=f"pool_{i}")
+        # No arm name: a suggestion that was exactly this row already holds its arm.
+        trial = client.attach_trial(parameters=parameterization(i))
         client.complete_trial(trial_index=trial, raw_data={TARGET: float(problem.y[i])})
 
     order = list(problem.initial)
@@ -333,6 +347,7 @@ def run_ax(problem: Problem) -> tuple[list[int], list[float], str]:
             measure(i)
         order.extend(batch)
         taken.update(batch)
+        progress(problem, order, seconds)
     strategy = client._generation_strategy  # read-only, for the notes
     notes = (
         f"Ax Client(random_seed={problem.seed}) with the default generation strategy "

@@ -116,7 +116,7 @@ def merge_results(docs: list[dict[str, Any]]) -> dict[str, Any]:
     out = json.loads(json.dumps(docs[0]))
     seen = {(r["dataset"], r["strategy"], r["batch_size"], r["seed"]) for r in out["runs"]}
     for doc in docs[1:]:
-        if doc["protocol"] != out["protocol"]:
+        if _scoring(doc["protocol"]) != _scoring(out["protocol"]):
             raise LoopError(
                 "the results were run under different protocols",
                 "merge only runs with the same --initial, targets and stopping rule",
@@ -144,6 +144,18 @@ def merge_results(docs: list[dict[str, Any]]) -> dict[str, Any]:
             if s not in out["strategies"]:
                 out["strategies"].append(s)
     return out
+
+
+def _scoring(protocol: dict[str, Any]) -> dict[str, Any]:
+    """The protocol without the seed numbers: runs with other seeds may be merged."""
+    return {k: v for k, v in protocol.items() if k not in ("seeds", "seed0")}
+
+
+def _seed_text(seeds: list[int]) -> str:
+    s = sorted(set(seeds))
+    if s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}..{s[-1]}" if len(s) > 1 else str(s[0])
+    return ", ".join(map(str, s))
 
 
 def _rounds(order: list[int], n_init: int, q: int, steps: int | None) -> float | None:
@@ -229,13 +241,36 @@ def markdown(doc: dict[str, Any], summaries: list[Summary]) -> str:
     lines += [
         "",
         f"Protocol: {p['n_initial']} random initial experiments per seed (the same for every "
-        f"strategy), seeds {p['seed0']}..{p['seed0'] + p['seeds'] - 1}; a seed stops once "
+        f"strategy), seeds {_seed_text([r['seed'] for r in doc['runs']])}; a seed stops once "
         f"{p['stop_found']:.0%} of the targets are found or {p['max_fraction']:.0%} of the pool "
         "is spent. AF = experiments random search needs on average to reach the level "
         "(level x pool size) / mean experiments the strategy needed; brackets are 95% confidence "
         "intervals over seeds. EF = Top% / (experiments / pool size); its "
         "peak is taken after the initial experiments.",
     ]
+    legend = []
+    for st in doc.get("strategies", []):
+        if st["kind"] == "model" and st.get("model"):
+            m = st["model"]
+            opts = ", ".join(f"{k}={v}" for k, v in (m.get("acquisition_options") or {}).items())
+            what = f"surrogate {m['surrogate']}, acquisition {m['acquisition']}"
+            what += f" ({opts})" if opts else ""
+            if st["name"] == "default":
+                what = "the campaign default, " + what
+        elif st["kind"] == "peer":
+            vers = next(
+                (r.get("versions") for r in doc["runs"] if r["strategy"] == st["name"]), None
+            )
+            what = "peer" + (
+                " (" + ", ".join(f"{k} {v}" for k, v in vers.items()) + ")" if vers else ""
+            )
+        else:
+            what = "random choice among the unmeasured candidates"
+        item = f"`{st['name']}`: {what}"
+        if item not in legend:
+            legend.append(item)
+    if legend:
+        lines += ["", "Strategies: " + "; ".join(legend) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -261,8 +296,11 @@ def plot(doc: dict[str, Any], summaries: list[Summary], out_dir: Path) -> list[P
                 assert s.curve_low is not None and s.curve_high is not None
                 x = np.arange(1, s.curve.size + 1)
                 base = random_top(n, s.curve.size) if what == "ef" else np.ones_like(s.curve)
-                ax.plot(x, s.curve / base, label=s.label, lw=1.5)
-                ax.fill_between(x, s.curve_low / base, s.curve_high / base, alpha=0.2)
+                (line,) = ax.plot(x, s.curve / base, label=s.label, lw=1.5)
+                high = s.curve_high if what == "ef" else np.minimum(s.curve_high, 1.0)
+                ax.fill_between(
+                    x, s.curve_low / base, high / base, alpha=0.15, color=line.get_color()
+                )
             x = np.arange(1, int(info["max_experiments"]) + 1)
             if what == "top":
                 ax.plot(x, random_top(n, x.size), "k--", lw=1, label="random (analytic)")
