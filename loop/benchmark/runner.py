@@ -155,6 +155,7 @@ class RunRecord:
     wall_seconds: float = 0.0
     stopped: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
 
     @property
     def label(self) -> str:
@@ -326,6 +327,7 @@ def _run_peer(
         proposals=len(order) - len(initial),
         stopped=_stop(order, tset, need, max_exp) or "peer",
         versions={str(k): str(v) for k, v in out.get("versions", {}).items()},
+        notes=str(out.get("notes", "")),
     )
 
 

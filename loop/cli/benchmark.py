@@ -116,6 +116,13 @@ def campaign(
         task = bar.add_task("seeds", total=None)
 
         def progress(done: int, total: int, rec: RunRecord) -> None:
+            if not bar.console.is_terminal:  # a log file gets one line per finished seed
+                print(
+                    f"[{done}/{total}] {rec.dataset} {rec.label} seed {rec.seed}: "
+                    f"{len(rec.order)} experiments ({rec.stopped}), {rec.wall_seconds:.1f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             bar.update(
                 task,
                 completed=done,
