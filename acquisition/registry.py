@@ -158,11 +158,19 @@ def _qlogei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> A
 def _qucb(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
     from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 
-    if ctx.constraints:
-        raise UnknownAcquisitionError(
-            "acquisition 'qucb' cannot respect outcome constraints; use 'qlognei' or 'qlogei'"
+    objective, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    if constraints:
+        from botorch.acquisition.objective import ConstrainedMCObjective
+        from botorch.acquisition.utils import get_infeasible_cost
+
+        # samples that break a constraint score -M, below every plausible objective value, so
+        # the upper bound of an infeasible candidate is pulled down by its infeasibility odds
+        cost = get_infeasible_cost(ctx.X_baseline, model, lambda Z, X=None: Z[..., 0])
+        objective = ConstrainedMCObjective(
+            objective=lambda Z, X=None: Z[..., 0],
+            constraints=constraints,
+            infeasible_cost=cost.reshape(()),
         )
-    objective, _ = _objective_and_constraints(ctx, ctx.Y.shape[-1])
     return qUpperConfidenceBound(
         model=model,
         beta=float(options.get("beta", 2.0)),

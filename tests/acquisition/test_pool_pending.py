@@ -50,3 +50,21 @@ def test_acquisition_names_and_options_are_checked() -> None:
         assert "beta" in str(err)
     else:
         raise AssertionError("no error")
+
+
+def test_qucb_respects_outcome_constraints() -> None:
+    # objective x and a constrained outcome x (upper 0.5) on [0, 1]: without the constraint
+    # UCB wants the right end; with it, a candidate inside the feasible half
+    from surrogates.gp import GPSurrogate
+
+    X = torch.linspace(0, 1, 9, dtype=torch.double).unsqueeze(-1)
+    Y = torch.cat([X, X], dim=-1)
+    bounds = torch.tensor([[0.0], [1.0]], dtype=torch.double)
+    model = GPSurrogate().fit(X, Y, bounds=bounds, seed=0).model
+    pool = torch.linspace(0.01, 0.99, 50, dtype=torch.double).unsqueeze(-1)
+    free = build_acquisition("qucb", model, AcquisitionContext(X_baseline=X, Y=Y, seed=0))
+    idx, _ = optimize_pool(free, pool, 1)
+    assert float(pool[idx[0], 0]) > 0.9
+    ctx = AcquisitionContext(X_baseline=X, Y=Y, constraints=[(1, None, 0.5)], seed=0)
+    idx, _ = optimize_pool(build_acquisition("qucb", model, ctx), pool, 1)
+    assert 0.3 < float(pool[idx[0], 0]) <= 0.5
