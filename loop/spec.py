@@ -304,7 +304,7 @@ class ModelSpec(_Strict):
     """Surrogate and acquisition by registry name, with their options."""
 
     surrogate: str = "gp"
-    acquisition: str = "qlognei"
+    acquisition: str = "qucb"
     surrogate_options: dict[str, Any] = Field(default_factory=dict)
     acquisition_options: dict[str, Any] = Field(default_factory=dict)
 

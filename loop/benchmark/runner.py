@@ -80,6 +80,7 @@ STRATEGIES: dict[str, Strategy] = {
     "gp-qlognei": Strategy("gp-qlognei", "model", _model("gp", "qlognei")),
     "gp-qlogei": Strategy("gp-qlogei", "model", _model("gp", "qlogei")),
     "gp-qucb": Strategy("gp-qucb", "model", _model("gp", "qucb")),
+    "gp-qucb-b2": Strategy("gp-qucb-b2", "model", _model("gp", "qucb", beta=2.0)),
     "baybe": Strategy("baybe", "peer", peer="baybe"),
     "ax": Strategy("ax", "peer", peer="ax"),
 }

@@ -19,7 +19,7 @@ app = typer.Typer(
     help="Closed-loop benchmarks on real data sets, side by side with peers.",
 )
 
-DEFAULT_STRATEGIES = "random,default,gp-qucb"
+DEFAULT_STRATEGIES = "random,default,gp-qlognei"
 
 
 def _write(doc: dict[str, Any], out: Path, as_json: bool) -> None:
@@ -50,7 +50,7 @@ def campaign(
         "--strategies",
         "-s",
         help="Comma-separated: random, default (the campaign default), gp-qlognei, gp-qlogei, "
-        "gp-qucb, baybe, ax.",
+        "gp-qucb (beta 1), gp-qucb-b2 (beta 2), baybe, ax.",
     ),
     seeds: int = typer.Option(20, help="Seeds per strategy and data set."),
     seed0: int = typer.Option(0, "--first-seed", help="The first seed."),

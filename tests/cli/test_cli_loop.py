@@ -266,7 +266,7 @@ def test_composition_proposals_respect_the_space(cli: Cli) -> None:
     )
     assert res["stored"] == 8
     gp = cli.json("propose", "alloy_anneal", "-n", "2")
-    assert gp["strategy"] == "gp+qlognei" and len(gp["proposals"]) == 2
+    assert gp["strategy"] == "gp+qucb" and len(gp["proposals"]) == 2
     for p in gp["proposals"]:
         _check_composition_proposal(p["params"])
         assert p["candidate"] is None

@@ -92,7 +92,7 @@ def test_sobol_then_gp_with_constraints_and_heldout_predictions(alloy) -> None: 
     second = _round(store)
     assert first.strategy == second.strategy == "sobol"
     third = _round(store)
-    assert third.strategy == "gp+qlognei"
+    assert third.strategy == "gp+qucb"
     for r in (first, second, third):
         for p in r.proposals:
             _check_feasible(p.params)

@@ -330,7 +330,7 @@ def test_several_problems_are_reported_together() -> None:
 def test_valid_spec_defaults() -> None:
     spec = parse_spec(_base())
     assert spec.batch_size == 4 and spec.model.surrogate == "gp"
-    assert spec.model.acquisition == "qlognei"
+    assert spec.model.acquisition == "qucb"
     assert spec.outcome_names == ["y"] and not spec.is_pool
     assert spec.n_initial() == 2
 
