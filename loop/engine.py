@@ -393,7 +393,7 @@ def _acquisition(
         return build_acquisition(spec.model.acquisition, model, ctx, spec.model.acquisition_options)
     except UnknownAcquisitionError as err:
         raise LoopError(
-            str(err), f"fix it with `loop campaign update {hint_name} --acquisition qlognei`"
+            str(err), f"fix it with `loop campaign update {hint_name} --acquisition qucb`"
         ) from None
 
 

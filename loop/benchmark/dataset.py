@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loop.errors import LoopError, SpecError
-from loop.simulators.dataset import input_key, read_table_text
+from loop.simulators.dataset import input_key, parse_number, read_table_text
 from loop.spec import (
     CampaignSpec,
     CategoricalParameter,
@@ -357,17 +357,11 @@ def _build(spec: DatasetSpec, text: str, label: str, header: list[str] | None) -
         )
 
     def number(cell: str, line: int, j: int) -> float:
-        try:
-            x = float(cell)
-        except ValueError:
-            x = math.nan
-        if not math.isfinite(x):
-            raise LoopError(
-                f"data file {label}, line {line}, column '{header[j]}': {cell!r} is not a finite "
-                "number",
-                'fix or drop that row, or declare the column kind = "categorical"',
-            )
-        return x
+        return parse_number(
+            cell,
+            f"data file {label}, line {line}, column '{header[j]}'",
+            'fix or drop that row, or declare the column kind = "categorical"',
+        )
 
     groups: dict[tuple[Any, ...], list[list[float]]] = {}
     first_row: dict[tuple[Any, ...], dict[str, Any]] = {}

@@ -31,6 +31,7 @@ __all__ = [
     "DatasetSimulator",
     "InputKey",
     "input_key",
+    "parse_number",
     "read_table_text",
     "PACKAGE_PREFIX",
 ]
@@ -123,6 +124,17 @@ class DatasetOptions:
             )
 
 
+def parse_number(cell: str, where: str, hint: str) -> float:
+    """A finite float from a table cell, or a LoopError saying where the bad cell is."""
+    try:
+        x = float(cell)
+    except ValueError:
+        x = math.nan
+    if not math.isfinite(x):
+        raise LoopError(f"{where}: {cell!r} is not a finite number", hint)
+    return x
+
+
 def read_table_text(path: str, base_dir: Path | None) -> tuple[str, str]:
     """The text of the table and a label naming it in messages."""
     if path.startswith(PACKAGE_PREFIX):
@@ -191,17 +203,11 @@ class _Table:
         in_names, out_names = list(inputs), list(outputs)
 
         def number(cell: str, line: int, col: int) -> float:
-            try:
-                x = float(cell)
-            except ValueError:
-                x = math.nan
-            if not math.isfinite(x):
-                raise LoopError(
-                    f"data file {label}, line {line}, column '{header[col]}': {cell!r} is not "
-                    "a finite number",
-                    "the dataset simulator reads numeric columns only; fix or drop that row",
-                )
-            return x
+            return parse_number(
+                cell,
+                f"data file {label}, line {line}, column '{header[col]}'",
+                "the dataset simulator reads numeric columns only; fix or drop that row",
+            )
 
         self.first: dict[InputKey, dict[str, float]] = {}
         replicates: dict[InputKey, list[list[float]]] = {}
