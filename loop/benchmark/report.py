@@ -24,6 +24,7 @@ from loop.errors import LoopError
 __all__ = ["Summary", "summarize", "markdown", "plot", "load_results", "merge_results"]
 
 LEVELS = (0.5, 0.8)
+PEER_NAMES = ("baybe", "ax")
 
 
 @dataclass
@@ -165,7 +166,7 @@ def _rounds(order: list[int], n_init: int, q: int, steps: int | None) -> float |
 
 
 def summarize(doc: dict[str, Any]) -> list[Summary]:
-    """Scores per data set and strategy (strategies in the order they were run)."""
+    """Scores per data set and strategy: random first, then the default, others, peers."""
     n_init = int(doc["protocol"]["n_initial"])
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in doc["runs"]:
@@ -205,7 +206,13 @@ def summarize(doc: dict[str, Any]) -> list[Summary]:
         s.curve_low = np.asarray([b.low for b in band])
         s.curve_high = np.asarray([b.high for b in band])
         out.append(s)
-    return out
+    names = list(doc["datasets"])
+
+    def rank(s: Summary) -> tuple[int, int, str, int]:
+        kind = {"random": 0, "default": 1}.get(s.strategy, 3 if s.strategy in PEER_NAMES else 2)
+        return (names.index(s.dataset), kind, s.strategy, s.batch_size)
+
+    return sorted(out, key=rank)
 
 
 def markdown(doc: dict[str, Any], summaries: list[Summary]) -> str:
