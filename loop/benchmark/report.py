@@ -159,7 +159,7 @@ def _seed_text(seeds: list[int]) -> str:
     return ", ".join(map(str, s))
 
 
-def _rounds(order: list[int], n_init: int, q: int, steps: int | None) -> float | None:
+def _rounds(n_init: int, q: int, steps: int | None) -> float | None:
     if steps is None:
         return None
     return 1 + math.ceil(max(0, steps - n_init) / q)
@@ -184,7 +184,7 @@ def summarize(doc: dict[str, Any]) -> list[Summary]:
             s.af[lv] = acceleration_factor(steps, n, lv)
             if lv == 0.8 and all(x is not None for x in steps):
                 s.rounds80 = mean_interval(
-                    [float(_rounds(r["order"], n_init, q, x) or 0) for r, x in zip(runs, steps)]
+                    [float(_rounds(n_init, q, x) or 0) for r, x in zip(runs, steps)]
                 )
         ef = curves / random_top(n, length)
         # the peak after the planner's own first pick: the initial points are shared luck

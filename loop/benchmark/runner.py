@@ -268,13 +268,14 @@ def _run_peer(
     max_exp: int,
     peer_python: str | None,
 ) -> RunRecord:
-    from loop.spec import CategoricalParameter, IntParameter
+    from loop.spec import CategoricalParameter, FloatParameter, IntParameter
 
-    params = []
+    params: list[dict[str, Any]] = []
     for p in dataset.parameters:
         if isinstance(p, CategoricalParameter):
             params.append({"name": p.name, "kind": "categorical", "values": list(p.choices)})
         else:
+            assert isinstance(p, FloatParameter | IntParameter)  # data sets have no compositions
             kind = "int" if isinstance(p, IntParameter) else "float"
             params.append({"name": p.name, "kind": kind, "low": p.low, "high": p.high})
     payload = {
