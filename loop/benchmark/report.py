@@ -59,7 +59,7 @@ class Summary:
     def af_text(self, level: float) -> str:
         af = self.af.get(level)
         if af is None:
-            return f"not reached ({self.reached.get(level, 0)}/{self.seeds} seeds)"
+            return f"not reached by every seed ({self.reached.get(level, 0)}/{self.seeds} did)"
         return af.fmt()
 
     def to_json(self) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def markdown(doc: dict[str, Any], summaries: list[Summary]) -> str:
     for s in summaries:
         hit = s.first_top1.fmt(1) if s.first_top1 and s.first_top1.n else "n/a"
         if s.first_top1_reached < s.seeds:
-            hit += f" ({s.first_top1_reached}/{s.seeds} seeds)"
+            hit += f" ({s.first_top1_reached}/{s.seeds} seeds hit)"
         pps = f"{s.proposals_per_s:.1f}" if s.proposals_per_s else "-"
         lines.append(
             f"| {s.dataset} | {s.label} | {s.seeds} | {s.af_text(0.5)} | {s.af_text(0.8)} | "
