@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loop.errors import LoopError, SpecError
-from loop.simulators.dataset import input_key, parse_number, read_table_text
+from loop.simulators.dataset import input_key, parse_number, read_table_text, table_rows
 from loop.spec import (
     CampaignSpec,
     CategoricalParameter,
@@ -366,16 +366,7 @@ def _build(spec: DatasetSpec, text: str, label: str, header: list[str] | None) -
     groups: dict[tuple[Any, ...], list[list[float]]] = {}
     first_row: dict[tuple[Any, ...], dict[str, Any]] = {}
     n_rows = 0
-    for row in reader:
-        line = reader.line_num  # the file's line (the header counts)
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) != len(header):
-            raise LoopError(
-                f"data file {label}, line {line}: {len(row)} fields, but the header has "
-                f"{len(header)}",
-                "make every row have one value per header column",
-            )
+    for line, row in table_rows(reader, len(header), label):
         vals: dict[str, Any] = {}
         for c, j, n in zip(spec.inputs, in_idx, names, strict=True):
             cell = row[j].strip()

@@ -197,9 +197,10 @@ def run_seed(
         rec = _run_peer(dataset, strategy, seed, order, targets, need, max_exp, peer_python)
     elif strategy.kind == "random":
         rng = np.random.default_rng([seed, 7919])
-        rest = [i for i in rng.permutation(dataset.n).tolist() if i not in set(order)]
+        initial = set(order)
+        rest = iter(i for i in rng.permutation(dataset.n).tolist() if i not in initial)
         while not (why := _stop(order, tset, need, max_exp)):
-            order.append(int(rest.pop(0)))
+            order.append(int(next(rest)))
         rec.stopped = why
         rec.proposals = len(order) - protocol.n_initial
     else:
@@ -234,22 +235,23 @@ def _run_model(
     surrogate = make_campaign_surrogate(spec)
     order = rec.order
     rnd = 0
-    warnings.simplefilter("ignore")  # GPyTorch jitter notes, one per fit, say nothing here
-    while not (why := _stop(order, tset, need, max_exp)):
-        t = time.perf_counter()
-        idx = torch.tensor(order)
-        X, Y = X_all[idx], Y_all[idx]
-        fit = surrogate.fit(X, Y, bounds=bounds, seed=seed * 1000 + rnd)
-        chosen = set(order)
-        available = [i for i in range(dataset.n) if i not in chosen]
-        q = min(strategy.batch_size, max_exp - len(order), len(available))
-        picked, _ = choose_from_pool(
-            spec, space, fit.model, X, Y, None, available, q, seed=seed * 1000 + rnd
-        )
-        order.extend(int(i) for i in picked)
-        rec.seconds.append(round(time.perf_counter() - t, 4))
-        rec.proposals += len(picked)
-        rnd += 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GPyTorch jitter notes, one per fit, say nothing here
+        while not (why := _stop(order, tset, need, max_exp)):
+            t = time.perf_counter()
+            idx = torch.tensor(order)
+            X, Y = X_all[idx], Y_all[idx]
+            fit = surrogate.fit(X, Y, bounds=bounds, seed=seed * 1000 + rnd)
+            chosen = set(order)
+            available = [i for i in range(dataset.n) if i not in chosen]
+            q = min(strategy.batch_size, max_exp - len(order), len(available))
+            picked, _ = choose_from_pool(
+                spec, space, fit.model, X, Y, None, available, q, seed=seed * 1000 + rnd
+            )
+            order.extend(int(i) for i in picked)
+            rec.seconds.append(round(time.perf_counter() - t, 4))
+            rec.proposals += len(picked)
+            rnd += 1
     rec.stopped = why
 
 

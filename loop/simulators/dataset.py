@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +33,7 @@ __all__ = [
     "input_key",
     "parse_number",
     "read_table_text",
+    "table_rows",
     "PACKAGE_PREFIX",
 ]
 
@@ -135,6 +136,24 @@ def parse_number(cell: str, where: str, hint: str) -> float:
     return x
 
 
+def table_rows(reader: Any, width: int, label: str) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV reader with their file line numbers.
+
+    Raises:
+        LoopError: A row has another number of fields than the header (`width`).
+    """
+    for row in reader:
+        line = reader.line_num  # the file's line (a header counts)
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != width:
+            raise LoopError(
+                f"data file {label}, line {line}: {len(row)} fields, but the header has {width}",
+                "make every row have one value per header column",
+            )
+        yield line, row
+
+
 def read_table_text(path: str, base_dir: Path | None) -> tuple[str, str]:
     """The text of the table and a label naming it in messages."""
     if path.startswith(PACKAGE_PREFIX):
@@ -212,16 +231,7 @@ class _Table:
         self.first: dict[InputKey, dict[str, float]] = {}
         replicates: dict[InputKey, list[list[float]]] = {}
         n_rows = 0
-        for row in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise LoopError(
-                    f"data file {label}, line {line}: {len(row)} fields, but the header has "
-                    f"{len(header)}",
-                    "make every row have one value per header column",
-                )
+        for line, row in table_rows(reader, len(header), label):
             x = [number(row[i], line, i) for i in in_idx]
             y = [number(row[i], line, i) for i in out_idx]
             key = input_key(x)
