@@ -35,10 +35,14 @@ class FitResult:
 
     Attributes:
         model: The fitted BoTorch model over `n x d` inputs with `m` outputs.
-        heldout_mean: `n x m` cross-validated predictive means of the training points.
-        heldout_std: `n x m` cross-validated predictive standard deviations.
-        state: Everything needed to rebuild the model (`state_dict` and constructor arguments).
-        info: Free-form fit details (time, iterations, hyperparameters).
+        heldout_mean: `k x m` predictive means of training points the model did not train on
+            (cross-validated, out-of-fold or a validation split), calibrated.
+        heldout_std: `k x m` predictive standard deviations of the same points, calibrated.
+        state: Everything needed to rebuild the model (`state_dict` and constructor arguments);
+            tensors only, so it loads with `torch.load(..., weights_only=True)`.
+        info: Free-form fit details (time, epochs, `sigma_scale`, device).
+        heldout_index: `k` row indices into the training data of the held-out predictions, or
+            `None` when every row has one (`k = n`, in order).
     """
 
     model: Model
@@ -46,6 +50,7 @@ class FitResult:
     heldout_std: torch.Tensor
     state: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    heldout_index: torch.Tensor | None = None
 
 
 class Surrogate(ABC):
@@ -70,6 +75,9 @@ class Surrogate(ABC):
         Yvar: torch.Tensor | None = None,
         seed: int = 0,
         state: dict[str, Any] | None = None,
+        warm_start: dict[str, Any] | None = None,
+        input_names: list[str] | None = None,
+        device: torch.device | str | None = None,
     ) -> FitResult:
         """Fit on `n x d` inputs `X` and `n x m` outputs `Y` (maximization sense).
 
@@ -77,7 +85,12 @@ class Surrogate(ABC):
             bounds: `2 x d` bounds of the design space, for input scaling.
             Yvar: Optional `n x m` known observation noise variances.
             seed: Seed for everything random in the fit.
-            state: A previous fit's `FitResult.state` to start from (or reuse, if the data match).
+            state: A fit's `FitResult.state` for exactly these data: rebuild it, do not train.
+            warm_start: An earlier fit's (or a pretrained model's) `FitResult.state` to start
+                training from; families that cannot use it ignore it.
+            input_names: The name of each of the `d` input columns (element symbols for
+                composition models); families that do not need names ignore them.
+            device: Where to train (`cuda` or `cpu`); `None` picks CUDA when present.
         """
 
     def settings(self) -> dict[str, Any]:
