@@ -95,10 +95,35 @@ def check_acquisition(name: str, options: dict[str, Any] | None = None) -> None:
         )
 
 
-def _sampler(ctx: AcquisitionContext, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _member_sampler(members: int, seed: int | None):  # type: ignore[no-untyped-def]
+    """A sampler over an ensemble posterior that takes each member exactly once.
+
+    BoTorch's `IndexSampler` draws members with replacement, so a 5-member ensemble scored with
+    128 draws sees a noisy reweighting of its members; using each member once gives the exact
+    ensemble mean and spread.
+    """
     import torch
+    from botorch.sampling.index_sampler import IndexSampler
+
+    class MemberSampler(IndexSampler):
+        def _construct_base_samples(self, posterior):  # type: ignore[no-untyped-def]
+            shape = self.sample_shape + posterior.batch_shape
+            if self.base_samples is None or self.base_samples.shape != shape:
+                idx = torch.arange(posterior.ensemble_size, device=posterior.device)
+                idx = idx.reshape(-1, *([1] * len(posterior.batch_shape))).expand(shape)
+                self.register_buffer("base_samples", idx)
+
+    return MemberSampler(sample_shape=torch.Size([members]), seed=seed)
+
+
+def _sampler(model: Model, ctx: AcquisitionContext, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    import torch
+    from botorch.models.ensemble import EnsembleModel
     from botorch.sampling import SobolQMCNormalSampler
 
+    members = getattr(model, "num_members", None)
+    if isinstance(model, EnsembleModel) and isinstance(members, int):
+        return _member_sampler(members, ctx.seed)
     return SobolQMCNormalSampler(
         sample_shape=torch.Size([int(options.get("mc_samples", 256))]), seed=ctx.seed
     )
@@ -130,7 +155,7 @@ def _qlognei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> 
     return qLogNoisyExpectedImprovement(
         model=model,
         X_baseline=ctx.X_baseline,
-        sampler=_sampler(ctx, options),
+        sampler=_sampler(model, ctx, options),
         objective=objective,
         constraints=constraints,
         X_pending=ctx.X_pending,
@@ -153,7 +178,7 @@ def _qlogei(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> A
     return qLogExpectedImprovement(
         model=model,
         best_f=best,
-        sampler=_sampler(ctx, options),
+        sampler=_sampler(model, ctx, options),
         objective=objective,
         constraints=constraints,
         X_pending=ctx.X_pending,
@@ -180,7 +205,7 @@ def _qucb(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> Acq
     return qUpperConfidenceBound(
         model=model,
         beta=float(options.get("beta", UCB_BETA)),
-        sampler=_sampler(ctx, options),
+        sampler=_sampler(model, ctx, options),
         objective=objective,
         X_pending=ctx.X_pending,
     )

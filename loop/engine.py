@@ -174,6 +174,7 @@ def propose(
     seed: int | None = None,
     artifact_dir: Path | str,
     keep_checkpoints: int = KEEP_CHECKPOINTS,
+    device: str | None = None,
 ) -> ProposeResult:
     """Propose the next batch of campaign `name`.
 
@@ -182,6 +183,7 @@ def propose(
         seed: Base seed; default derived from the campaign name, so a run is reproducible.
         artifact_dir: Where model checkpoints go.
         keep_checkpoints: Checkpoint files kept per campaign (older fits keep their metadata).
+        device: Where neural surrogates train (`cpu` or `cuda`); `None` picks CUDA when present.
 
     Raises:
         BudgetError: The budget is spent, the stop target is reached or the pool is exhausted.
@@ -268,7 +270,26 @@ def propose(
         session=session, campaign_id=rec.id, kind=surrogate.kind, data_version=version
     )
     state = _load_checkpoint(cached) if cached is not None else None
-    fit: FitResult = surrogate.fit(X, Y, bounds=bounds, Yvar=Yvar, seed=base_seed, state=state)
+    warm = None
+    if state is None:
+        warm = _warm_start(session, rec.id, surrogate, spec)
+    try:
+        fit: FitResult = surrogate.fit(
+            X,
+            Y,
+            bounds=bounds,
+            Yvar=Yvar,
+            seed=base_seed,
+            state=state,
+            warm_start=warm,
+            input_names=space.columns,
+            device=device,
+        )
+    except UnknownSurrogateError as err:
+        raise LoopError(
+            f"campaign '{name}': {err}",
+            f"choose another surrogate with `loop campaign update {name} --surrogate gp`",
+        ) from None
     if state is not None and cached is not None:
         fit_rec = cached
         reused = True
@@ -360,6 +381,24 @@ def propose(
         time.perf_counter() - t0,
         notes,
     )
+
+
+def _warm_start(
+    session: Session, campaign_id: int, surrogate: Surrogate, spec: CampaignSpec
+) -> dict[str, Any] | None:
+    """Weights to start training from: the campaign's newest fit with the same settings, else the
+    pretrained model the spec names (`surrogate_options.pretrained`), else none."""
+    for fit in crud.fits_with_checkpoints(session=session, campaign_id=campaign_id):
+        if fit.kind == surrogate.kind and fit.settings == surrogate.settings():
+            state = _load_checkpoint(fit)
+            if state is not None:
+                return state
+    pretrained = spec.model.surrogate_options.get("pretrained")
+    if pretrained:
+        from loop.pretrained import load_pretrained_state
+
+        return load_pretrained_state(session=session, name=str(pretrained))
+    return None
 
 
 def make_campaign_surrogate(spec: CampaignSpec, *, hint_name: str = "NAME") -> Surrogate:
@@ -461,11 +500,17 @@ def _store_fit(
 ) -> ModelFitRecord:
     names = spec.outcome_names
     signs = [spec.objectives[0].sign] + [1.0] * len(spec.constraints)
-    n_used = fit.heldout_mean.shape[0]
-    used = ms[len(ms) - n_used :]
+    k = fit.heldout_mean.shape[0]
+    if fit.heldout_index is None:  # every row, the newest `k` when the model kept only those
+        used = ms[len(ms) - k :]
+    else:
+        used = [ms[int(i)] for i in fit.heldout_index]
     heldout = []
-    metrics: dict[str, Any] = {"n_train": n_used, **fit.info}
+    metrics: dict[str, Any] = {"n_train": fit.info.get("n_train", k), "n_heldout": k, **fit.info}
     for j, oname in enumerate(names):
+        if k == 0:
+            metrics[oname] = {"n": 0}
+            continue
         mu = signs[j] * fit.heldout_mean[:, j]
         sd = fit.heldout_std[:, j]
         y = torch.tensor([float(m.values[oname]) for m in used], dtype=torch.double)
@@ -496,7 +541,7 @@ def _store_fit(
         session=session,
         campaign_id=campaign_id,
         kind="model_fit",
-        payload={"model_fit": rec.id, "kind": rec.kind, "n": n_used},
+        payload={"model_fit": rec.id, "kind": rec.kind, "n": metrics["n_train"]},
     )
     _prune_checkpoints(session, campaign_id, keep_checkpoints)
     return rec

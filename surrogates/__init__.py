@@ -28,3 +28,4 @@ __all__ = [
 def load_builtin() -> None:
     """Import the built-in families so they register themselves."""
     import surrogates.gp  # noqa: F401
+    import surrogates.neural  # noqa: F401

@@ -81,6 +81,8 @@ STRATEGIES: dict[str, Strategy] = {
     "gp-qlogei": Strategy("gp-qlogei", "model", _model("gp", "qlogei")),
     "gp-qucb": Strategy("gp-qucb", "model", _model("gp", "qucb")),
     "gp-qucb-b2": Strategy("gp-qucb-b2", "model", _model("gp", "qucb", beta=2.0)),
+    "ensemble-qucb": Strategy("ensemble-qucb", "model", _model("ensemble", "qucb")),
+    "dropout-qucb": Strategy("dropout-qucb", "model", _model("mc-dropout", "qucb")),
     "baybe": Strategy("baybe", "peer", peer="baybe"),
     "ax": Strategy("ax", "peer", peer="ax"),
 }
@@ -235,13 +237,25 @@ def _run_model(
     surrogate = make_campaign_surrogate(spec)
     order = rec.order
     rnd = 0
+    warm = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GPyTorch jitter notes, one per fit, say nothing here
         while not (why := _stop(order, tset, need, max_exp)):
             t = time.perf_counter()
             idx = torch.tensor(order)
             X, Y = X_all[idx], Y_all[idx]
-            fit = surrogate.fit(X, Y, bounds=bounds, seed=seed * 1000 + rnd)
+            # as `loop propose` does: each round's networks start from the last round's; the
+            # networks of campaign-sized data train faster on a CPU than on a GPU
+            fit = surrogate.fit(
+                X,
+                Y,
+                bounds=bounds,
+                seed=seed * 1000 + rnd,
+                warm_start=warm,
+                input_names=space.columns,
+                device="cpu",
+            )
+            warm = fit.state
             chosen = set(order)
             available = [i for i in range(dataset.n) if i not in chosen]
             q = min(strategy.batch_size, max_exp - len(order), len(available))

@@ -1,0 +1,627 @@
+"""Neural surrogate families: deep ensembles and MC dropout, over plain inputs or ElemNet.
+
+| name | network | uncertainty |
+|---|---|---|
+| `ensemble` | MLP on inputs scaled to the unit cube | `members` independently initialised nets |
+| `mc-dropout` | MLP with dropout | one net, `samples` fixed dropout masks |
+| `elemnet-ensemble` | ElemNet on element fractions | `members` ElemNets |
+| `elemnet-dropout` | ElemNet with its published dropout | one ElemNet, `samples` masks |
+
+ElemNet families read element-fraction columns named by element symbol (a composition campaign's
+columns, or all 86 of `ELEMNET_ELEMENTS`). Every fit:
+
+1. standardizes the targets and trains each network with `surrogates.training.train_network`;
+2. keeps rows the networks did not train on for held-out predictions: with fewer than
+   `CAL_MIN_ROWS` rows, ensemble members are cross-fitted (member `k` validates on fold `k`, so
+   every row gets an out-of-fold prediction) and MC dropout holds out a validation split; with
+   more, a calibration split of `cal_fraction` is set aside that no network sees;
+3. recalibrates the spread with one variance factor per output,
+   `s = sqrt(mean(((y - mu) / sigma)^2))` over the held-out rows (at least `MIN_CAL_POINTS`),
+   and stores it with the fit.
+
+Warm start: given an earlier fit's state (`warm_start`), the networks start from its weights; the
+output layer is first refitted by least squares to the new targets (which also turns a model
+pretrained on another property or sign into a good start), then training continues with a short
+patience. That is how a refit after a few new measurements costs seconds, and how a pretrained
+ElemNet is fine-tuned on a campaign's few measurements.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from surrogates.base import FitResult, Surrogate, UnknownSurrogateError, register_surrogate
+from surrogates.ensemble import DeepEnsembleModel, InputMap, MCDropoutModel
+from surrogates.featurizers import ELEMNET_ELEMENTS, CompositionError, element_map
+from surrogates.nets import MLP, MLPConfig, elemnet_config
+from surrogates.training import TrainConfig, TrainReport, pick_device, predict, train_network
+
+__all__ = [
+    "NeuralSurrogate",
+    "DeepEnsemble",
+    "MCDropout",
+    "ElemNetEnsemble",
+    "ElemNetDropout",
+    "SurrogateInputError",
+    "CAL_MIN_ROWS",
+    "MIN_CAL_POINTS",
+]
+
+#: From this many rows on, a calibration split is held out instead of cross-fitting.
+CAL_MIN_ROWS = 1000
+#: Fewer held-out points than this leave the spread uncalibrated (factor 1).
+MIN_CAL_POINTS = 10
+#: Bounds on the calibration factor (a factor outside is a symptom, not a calibration).
+SCALE_LIMITS = (0.01, 1000.0)
+#: Rows with which warm-start head refits use least squares (fewer: keep the old head).
+HEAD_REFIT_MIN = 5
+
+_COMMON: dict[str, Any] = {
+    "epochs": 300,
+    "patience": 30,
+    "warm_patience": 10,
+    "time_budget": None,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "weight_decay": 1e-5,
+    "loss": "mse",
+    "val_fraction": 0.1,
+    "cal_fraction": 0.1,
+    "calibrate": True,
+    "amp": True,
+    "pretrained": None,
+}
+
+
+class SurrogateInputError(UnknownSurrogateError):
+    """The data do not suit the surrogate (for example ElemNet on non-composition columns)."""
+
+
+def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise UnknownSurrogateError(
+            f"unknown option(s) {sorted(unknown)} for surrogate '{kind}'; known: "
+            f"{', '.join(sorted(defaults))}"
+        )
+    out = dict(defaults)
+    out.update(options)
+
+    def num(key: str, cast: type, lo: float, hi: float = math.inf) -> None:
+        v = out[key]
+        if v is None and key == "time_budget":
+            return
+        try:
+            v = cast(v)
+        except (TypeError, ValueError):
+            raise UnknownSurrogateError(
+                f"option {key} of surrogate '{kind}' must be a number, got {out[key]!r}"
+            ) from None
+        if not (lo <= v <= hi):
+            raise UnknownSurrogateError(
+                f"option {key} of surrogate '{kind}' must be in [{lo:g}, {hi:g}], got {v}"
+            )
+        out[key] = v
+
+    for key in ("epochs", "patience", "warm_patience", "batch_size"):
+        num(key, int, 1)
+    num("lr", float, 1e-8, 10.0)
+    num("weight_decay", float, 0.0, 10.0)
+    num("val_fraction", float, 0.01, 0.5)
+    num("cal_fraction", float, 0.01, 0.5)
+    num("time_budget", float, 1e-3)
+    if "members" in out:
+        num("members", int, 1, 1000)
+    if "samples" in out:
+        num("samples", int, 2, 10000)
+    if "dropout" in out:
+        num("dropout", float, 0.0, 0.95)
+    if out["loss"] not in ("mae", "mse"):
+        raise UnknownSurrogateError(
+            f"option loss of surrogate '{kind}' must be 'mae' or 'mse', got {out['loss']!r}"
+        )
+    if "size" in out and out["size"] not in ("full", "small", "tiny"):
+        raise UnknownSurrogateError(
+            f"option size of surrogate '{kind}' must be full, small or tiny, got {out['size']!r}"
+        )
+    if "hidden" in out:
+        h = out["hidden"]
+        if isinstance(h, int):
+            h = [h]
+        if not isinstance(h, (list, tuple)) or not h or not all(
+            isinstance(w, int) and w >= 1 for w in h
+        ):
+            raise UnknownSurrogateError(
+                f"option hidden of surrogate '{kind}' must be a list of layer widths such as "
+                f"[128, 128], got {out['hidden']!r}"
+            )
+        out["hidden"] = [int(w) for w in h]
+    if out["pretrained"] is not None and not isinstance(out["pretrained"], str):
+        raise UnknownSurrogateError(
+            f"option pretrained of surrogate '{kind}' must be the name of a model stored with "
+            f"`loop surrogate pretrain`, got {out['pretrained']!r}"
+        )
+    return out
+
+
+class NeuralSurrogate(Surrogate):
+    """Shared fit logic of the network families (see the module docstring)."""
+
+    method: str = ""  # "ensemble" or "dropout"
+    elemnet: bool = False
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.opts = _check_options(type(self).kind or "?", options, self.defaults)
+
+    # -- pieces the families differ in ---------------------------------------------------------
+    def _input_map(
+        self, d: int, bounds: torch.Tensor, input_names: list[str] | None
+    ) -> InputMap:
+        if not self.elemnet:
+            return InputMap.unit_cube(bounds)
+        names = input_names
+        if names is None:
+            if d != len(ELEMNET_ELEMENTS):
+                raise SurrogateInputError(
+                    f"surrogate '{self.kind}' needs element-fraction inputs named by element "
+                    f"symbol; got {d} unnamed columns"
+                )
+            names = list(ELEMNET_ELEMENTS)
+        try:
+            return InputMap.scatter(element_map(names))
+        except CompositionError as err:
+            raise SurrogateInputError(
+                f"surrogate '{self.kind}' reads element fractions only, but input column "
+                f"{err.formula!r} is not an element symbol; use a composition design space "
+                "(every input an element fraction) or another surrogate such as 'ensemble'"
+            ) from None
+
+    def _arch(self, in_dim: int, m: int) -> MLPConfig:
+        if self.elemnet:
+            return elemnet_config(self.opts["size"], in_dim=in_dim, out_dim=m)
+        hidden = self.opts["hidden"]
+        p = float(self.opts.get("dropout", 0.0)) if self.method == "dropout" else 0.0
+        return MLPConfig(
+            in_dim=in_dim,
+            widths=tuple(hidden),
+            dropouts=tuple(p for _ in hidden),
+            out_dim=m,
+        )
+
+    def _train_config(self, *, warm: bool, budget: float | None) -> TrainConfig:
+        o = self.opts
+        return TrainConfig(
+            max_epochs=o["epochs"],
+            patience=o["warm_patience"] if warm else o["patience"],
+            time_budget=budget,
+            batch_size=o["batch_size"],
+            lr=o["lr"],
+            weight_decay=o["weight_decay"],
+            loss=o["loss"],
+            amp=bool(o["amp"]),
+        )
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        *,
+        bounds: torch.Tensor,
+        Yvar: torch.Tensor | None = None,
+        seed: int = 0,
+        state: dict[str, Any] | None = None,
+        warm_start: dict[str, Any] | None = None,
+        input_names: list[str] | None = None,
+        device: torch.device | str | None = None,
+    ) -> FitResult:
+        del Yvar  # networks fit the noise level into their spread; known noise is not used
+        t0 = time.perf_counter()
+        dev = pick_device(device)
+        if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+            raise SurrogateInputError(
+                f"expected n x d inputs and n x m outputs, got {tuple(X.shape)} and "
+                f"{tuple(Y.shape)}"
+            )
+        n, d = X.shape
+        m = Y.shape[1]
+        if n < 2:
+            raise SurrogateInputError(
+                f"surrogate '{self.kind}' needs at least 2 measurements, got {n}"
+            )
+        imap = self._input_map(d, bounds, input_names).to(dev)
+        if state is not None:
+            return self._rebuild(state, imap, dev, t0)
+        H = imap(X.to(dev)).float()
+        Yf = Y.to(dev).float()
+        y_mean = Yf.mean(0)
+        y_std = Yf.std(0) if n > 1 else torch.ones(m, device=dev)
+        y_std = torch.where(y_std > 1e-8, y_std, torch.ones_like(y_std))
+        Ys = (Yf - y_mean) / y_std
+
+        warm = self._usable_warm(warm_start, imap.out_dim, m)
+        if warm is not None:
+            arch = replace(MLPConfig.from_dict(warm["arch"]), out_dim=m)
+        else:
+            arch = self._arch(imap.out_dim, m)
+        gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(n, generator=gen)
+        cal_idx = torch.zeros(0, dtype=torch.long)
+        train_idx = perm
+        if n >= CAL_MIN_ROWS:
+            n_cal = min(max(MIN_CAL_POINTS, int(round(self.opts["cal_fraction"] * n))), 10000)
+            cal_idx, train_idx = perm[:n_cal], perm[n_cal:]
+
+        budget = self.opts["time_budget"]
+        model, reports, held = self._train(
+            H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean, y_std, gen
+        )
+        # held-out predictions (in target units) and the calibration factor
+        held_idx, mu, sd = held
+        scale = torch.ones(m)
+        calibrated = False
+        if self.opts["calibrate"] and held_idx.numel() >= MIN_CAL_POINTS:
+            z2 = ((Y[held_idx].float().cpu() - mu) / sd.clamp_min(1e-12)) ** 2
+            scale = z2.mean(0).sqrt().clamp(*SCALE_LIMITS)
+            calibrated = True
+        model.set_sigma_scale(scale.to(dev))
+        sd = sd * scale
+        info = {
+            "fit_seconds": round(time.perf_counter() - t0, 4),
+            "n_train": int(n),
+            "device": str(dev),
+            "sigma_scale": [round(float(s), 6) for s in scale] if m > 1 else float(scale[0]),
+            "calibrated": calibrated,
+            "n_heldout": int(held_idx.numel()),
+            "warm_start": warm is not None,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "epochs": [r.epochs for r in reports],
+            "stopped": sorted({r.stopped for r in reports}),
+            "train_seconds": round(sum(r.seconds for r in reports), 4),
+            "arch": arch.to_dict(),
+        }
+        st = self._state(model, arch, imap, y_mean, y_std, scale, seed)
+        heldout_index = None if held_idx.numel() == n and bool(
+            (held_idx == torch.arange(n)).all()
+        ) else held_idx
+        return FitResult(
+            model=model,
+            heldout_mean=mu.double(),
+            heldout_std=sd.double(),
+            state=st,
+            info=info,
+            heldout_index=heldout_index,
+        )
+
+    def _usable_warm(
+        self, warm: dict[str, Any] | None, in_dim: int, m: int
+    ) -> dict[str, Any] | None:
+        """The warm-start state when its networks fit these inputs, else `None`."""
+        if warm is None or "arch" not in warm:
+            return None
+        arch = warm["arch"]
+        if int(arch.get("in_dim", -1)) != in_dim:
+            return None
+        if not (warm.get("members") or warm.get("net")):
+            return None
+        return warm
+
+    def _new_net(
+        self,
+        arch: MLPConfig,
+        warm: dict[str, Any] | None,
+        k: int,
+        H: torch.Tensor,
+        Ys: torch.Tensor,
+        fit_idx: torch.Tensor,
+        seed: int,
+        dev: torch.device,
+    ) -> MLP:
+        torch.manual_seed(seed)
+        net = MLP(arch).to(dev)
+        if warm is None:
+            return net
+        sds = warm.get("members") or [warm["net"]]
+        sd = sds[k % len(sds)]
+        head_out = sd["head.weight"].shape[0]
+        if head_out != arch.out_dim:
+            # a single-output pretrained net starting a multi-output fit: every output
+            # starts from the same head, which the least-squares refit then adapts
+            sd = dict(sd)
+            sd["head.weight"] = sd["head.weight"][:1].repeat(arch.out_dim, 1)
+            sd["head.bias"] = sd["head.bias"][:1].repeat(arch.out_dim)
+        net.load_state_dict(sd)
+        if fit_idx.numel() >= HEAD_REFIT_MIN:
+            _refit_head(net, H[fit_idx], Ys[fit_idx])
+        return net
+
+    def _train(
+        self,
+        H: torch.Tensor,
+        Ys: torch.Tensor,
+        train_idx: torch.Tensor,
+        cal_idx: torch.Tensor,
+        arch: MLPConfig,
+        warm: dict[str, Any] | None,
+        seed: int,
+        dev: torch.device,
+        budget: float | None,
+        imap: InputMap,
+        y_mean: torch.Tensor,
+        y_std: torch.Tensor,
+        gen: torch.Generator,
+    ) -> tuple[Any, list[TrainReport], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def _rebuild(
+        self, state: dict[str, Any], imap: InputMap, dev: torch.device, t0: float
+    ) -> FitResult:
+        raise NotImplementedError
+
+    def _state(
+        self,
+        model: Any,
+        arch: MLPConfig,
+        imap: InputMap,
+        y_mean: torch.Tensor,
+        y_std: torch.Tensor,
+        scale: torch.Tensor,
+        seed: int,
+    ) -> dict[str, Any]:
+        st: dict[str, Any] = {
+            "kind": self.kind,
+            "options": {k: v for k, v in self.options.items()},
+            "arch": arch.to_dict(),
+            "y_mean": y_mean.detach().cpu(),
+            "y_std": y_std.detach().cpu(),
+            "sigma_scale": scale.detach().cpu(),
+            "seed": int(seed),
+        }
+        if isinstance(model, DeepEnsembleModel):
+            st["members"] = [_cpu_state(net) for net in model.nets]
+        else:
+            st["net"] = _cpu_state(model.net)
+            st["samples"] = int(model.samples)
+            st["mask_seed"] = int(model.mask_seed)
+        return st
+
+
+def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _refit_head(net: MLP, H: torch.Tensor, Ys: torch.Tensor) -> None:
+    """Least-squares refit of the output layer on the body's features (per output)."""
+    with torch.no_grad():
+        was = net.training
+        net.eval()
+        Z = net.body(H.float())
+        net.train(was)
+        ones = torch.ones(Z.shape[0], 1, device=Z.device)
+        A = torch.cat([Z, ones], dim=1)
+        # ridge keeps the solve stable with fewer rows than features
+        lam = 1e-3 * float((A * A).sum() / max(1, A.shape[0]))
+        AtA = A.T @ A + lam * torch.eye(A.shape[1], device=A.device)
+        W = torch.linalg.solve(AtA, A.T @ Ys.float())  # `(F + 1) x m`
+        net.head.weight.copy_(W[:-1].T)
+        net.head.bias.copy_(W[-1])
+
+
+class _EnsembleFamily(NeuralSurrogate):
+    method = "ensemble"
+
+    def _train(self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean,
+               y_std, gen):  # type: ignore[no-untyped-def]
+        K = int(self.opts["members"])
+        n_tr = train_idx.numel()
+        crossfit = cal_idx.numel() == 0
+        n_folds = min(K, n_tr // 3) if crossfit and n_tr >= 6 else 0
+        folds = torch.arange(n_tr) % n_folds if n_folds else None
+        per_budget = budget / K if budget is not None else None
+        nets: list[MLP] = []
+        reports: list[TrainReport] = []
+        val_sets: list[torch.Tensor] = []
+        for k in range(K):
+            if folds is not None:
+                val = train_idx[folds == (k % n_folds)]
+                fit_idx = train_idx[folds != (k % n_folds)]
+            elif not crossfit:
+                # large data: each member draws its own validation split (diversity for free)
+                g = torch.Generator().manual_seed(seed * 7919 + k)
+                p = train_idx[torch.randperm(n_tr, generator=g)]
+                n_val = max(1, int(round(self.opts["val_fraction"] * n_tr)))
+                val, fit_idx = p[:n_val], p[n_val:]
+            else:
+                val, fit_idx = torch.zeros(0, dtype=torch.long), train_idx
+            if self.opts["bootstrap"]:
+                g = torch.Generator().manual_seed(seed * 104729 + k)
+                fit_idx = fit_idx[torch.randint(fit_idx.numel(), (fit_idx.numel(),), generator=g)]
+            net = self._new_net(arch, warm, k, H, Ys, fit_idx, seed * 1000 + k, dev)
+            rep = train_network(
+                net,
+                H[fit_idx],
+                Ys[fit_idx],
+                self._train_config(warm=warm is not None, budget=per_budget),
+                X_val=H[val] if val.numel() else None,
+                y_val=Ys[val] if val.numel() else None,
+                seed=seed * 1000 + k,
+                device=dev,
+            )
+            nets.append(net)
+            reports.append(rep)
+            val_sets.append(val)
+        model = DeepEnsembleModel(nets, imap, y_mean, y_std).to(dev)
+        if not crossfit:
+            held_idx = cal_idx
+            mu, sd = _posterior_stats(model, H[cal_idx], y_mean, y_std)
+        elif n_folds:
+            # out-of-fold means from the members that held each row out; the spread is the
+            # whole ensemble's at that row
+            held_idx = train_idx.sort().values
+            outs = torch.stack([predict(net, H[held_idx], device=dev) for net in nets])
+            outs = (outs * y_std + y_mean).cpu()  # `K x n x m`
+            pos = {int(r): i for i, r in enumerate(held_idx)}
+            total = torch.zeros_like(outs[0])
+            count = torch.zeros(outs.shape[1], 1)
+            for k, val in enumerate(val_sets):
+                rows = torch.tensor([pos[int(r)] for r in val], dtype=torch.long)
+                total[rows] += outs[k, rows]
+                count[rows] += 1
+            mu = total / count.clamp_min(1)
+            sd = outs.std(0) if K > 1 else torch.full_like(mu, float("nan"))
+        else:
+            held_idx = torch.zeros(0, dtype=torch.long)
+            mu = torch.zeros(0, Ys.shape[1])
+            sd = torch.zeros(0, Ys.shape[1])
+        return model, reports, (held_idx, mu, sd)
+
+    def _rebuild(self, state, imap, dev, t0):  # type: ignore[no-untyped-def]
+        arch = MLPConfig.from_dict(state["arch"])
+        nets = []
+        for sd in state["members"]:
+            net = MLP(arch)
+            net.load_state_dict(sd)
+            nets.append(net.eval())
+        model = DeepEnsembleModel(
+            nets, imap, state["y_mean"], state["y_std"], state["sigma_scale"]
+        ).to(dev)
+        return _rebuilt(model, state, t0, dev)
+
+
+class _DropoutFamily(NeuralSurrogate):
+    method = "dropout"
+
+    def _train(self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean,
+               y_std, gen):  # type: ignore[no-untyped-def]
+        if not any(p > 0 for p in arch.dropouts):
+            raise SurrogateInputError(
+                f"surrogate '{self.kind}' needs dropout > 0 (got {list(arch.dropouts)})"
+            )
+        n_tr = train_idx.numel()
+        n_val = 0
+        if n_tr >= 6:
+            n_val = max(2, int(round(self.opts["val_fraction"] * n_tr)))
+        val, fit_idx = train_idx[:n_val], train_idx[n_val:]
+        net = self._new_net(arch, warm, 0, H, Ys, fit_idx, seed, dev)
+        rep = train_network(
+            net,
+            H[fit_idx],
+            Ys[fit_idx],
+            self._train_config(warm=warm is not None, budget=budget),
+            X_val=H[val] if n_val else None,
+            y_val=Ys[val] if n_val else None,
+            seed=seed,
+            device=dev,
+        )
+        # masks depend on the data size too, so each proposal round (one more batch measured)
+        # draws new ones while a refit on the same data reproduces them
+        model = MCDropoutModel(
+            net, imap, y_mean, y_std, samples=int(self.opts["samples"]), seed=_mask_seed(seed, H)
+        ).to(dev)
+        held_idx = cal_idx if cal_idx.numel() else val.sort().values
+        mu, sd = _posterior_stats(model, H[held_idx], y_mean, y_std)
+        return model, [rep], (held_idx, mu, sd)
+
+    def _rebuild(self, state, imap, dev, t0):  # type: ignore[no-untyped-def]
+        net = MLP(MLPConfig.from_dict(state["arch"]))
+        net.load_state_dict(state["net"])
+        model = MCDropoutModel(
+            net,
+            imap,
+            state["y_mean"],
+            state["y_std"],
+            samples=int(state["samples"]),
+            seed=int(state["mask_seed"]),
+            sigma_scale=state["sigma_scale"],
+        ).to(dev)
+        return _rebuilt(model, state, t0, dev)
+
+
+def _mask_seed(seed: int, H: torch.Tensor) -> int:
+    return (seed * 100003 + int(H.shape[0])) % (2**31)
+
+
+def _posterior_stats(
+    model: Any, H: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor, chunk: int = 8192
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uncalibrated `k x m` mean and std of the model's members at features `H` (CPU)."""
+    model.eval()
+    mus, sds = [], []
+    with torch.no_grad():
+        for s in range(0, H.shape[0], chunk):
+            out = model._members(H[s : s + chunk]) * model.y_std + model.y_mean
+            mus.append(out.mean(-3).cpu())
+            sds.append(out.std(-3).cpu())
+    m = y_mean.numel()
+    if not mus:
+        return torch.zeros(0, m), torch.zeros(0, m)
+    return torch.cat(mus), torch.cat(sds)
+
+
+def _rebuilt(model: Any, state: dict[str, Any], t0: float, dev: torch.device) -> FitResult:
+    m = int(state["y_mean"].numel())
+    empty = torch.zeros(0, m, dtype=torch.double)
+    scale = state["sigma_scale"]
+    info = {
+        "fit_seconds": round(time.perf_counter() - t0, 4),
+        "reused": True,
+        "device": str(dev),
+        "sigma_scale": float(scale[0]) if m == 1 else [float(s) for s in scale],
+    }
+    return FitResult(
+        model=model,
+        heldout_mean=empty,
+        heldout_std=empty,
+        state=state,
+        info=info,
+        heldout_index=torch.zeros(0, dtype=torch.long),
+    )
+
+
+_MLP_DEFAULTS = {**_COMMON, "hidden": [128, 128]}
+# ElemNet's published training: MAE loss, Adam at 1e-4, batch 32
+_ELEMNET_DEFAULTS = {**_COMMON, "size": "small", "lr": 1e-4, "loss": "mae"}
+
+
+@register_surrogate("ensemble")
+class DeepEnsemble(_EnsembleFamily):
+    """Deep ensemble of MLPs over any continuous, integer or one-hot inputs.
+
+    Options: `members` (5), `bootstrap` (false), `hidden` ([128, 128]) and the training options
+    `epochs`, `patience`, `warm_patience`, `time_budget` (seconds for the whole fit),
+    `batch_size`, `lr`, `weight_decay`, `loss` (mse|mae), `val_fraction`, `cal_fraction`,
+    `calibrate`, `amp`.
+    """
+
+    defaults = {**_MLP_DEFAULTS, "members": 5, "bootstrap": False}
+
+
+@register_surrogate("mc-dropout")
+class MCDropout(_DropoutFamily):
+    """One MLP with dropout, `samples` (32) fixed masks; `dropout` (0.1) after each layer."""
+
+    defaults = {**_MLP_DEFAULTS, "samples": 32, "dropout": 0.1}
+
+
+@register_surrogate("elemnet-ensemble")
+class ElemNetEnsemble(_EnsembleFamily):
+    """Deep ensemble of ElemNets on element fractions; `size` full, small (default) or tiny;
+    `pretrained` names a model stored by `loop surrogate pretrain` to fine-tune."""
+
+    elemnet = True
+    defaults = {**_ELEMNET_DEFAULTS, "members": 5, "bootstrap": False}
+
+
+@register_surrogate("elemnet-dropout")
+class ElemNetDropout(_DropoutFamily):
+    """One ElemNet with its published dropout rates, `samples` (32) fixed masks."""
+
+    elemnet = True
+    defaults = {**_ELEMNET_DEFAULTS, "samples": 32}

@@ -1,0 +1,196 @@
+"""The one training loop every network surrogate uses.
+
+Targets arrive standardized; the loop runs AdamW over shuffled mini-batches, watches a validation
+split for early stopping (keeping the best weights), and stops at whichever comes first of the
+epoch limit, the patience and the wall-clock budget. Mixed precision (bfloat16 autocast) is used
+on CUDA only; the device is chosen once by the caller (`pick_device`) and passed in.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["TrainConfig", "TrainReport", "train_network", "pick_device", "predict"]
+
+
+def pick_device(device: torch.device | str | None = None) -> torch.device:
+    """`device` if given, else CUDA when present, else the CPU."""
+    if device is not None:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use 'cpu'")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train one network.
+
+    Attributes:
+        max_epochs: Upper limit on passes over the training data.
+        patience: Stop after this many epochs without a better validation loss.
+        time_budget: Wall-clock seconds for this network (`None`: no limit).
+        batch_size: Mini-batch size.
+        lr: AdamW learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        loss: `mae` (ElemNet's) or `mse`.
+        amp: Use bfloat16 autocast when training on CUDA.
+    """
+
+    max_epochs: int = 500
+    patience: int = 30
+    time_budget: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    loss: Literal["mae", "mse"] = "mse"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.max_epochs}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.loss not in ("mae", "mse"):
+            raise ValueError(f"loss must be 'mae' or 'mse', got {self.loss!r}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What one training run did.
+
+    Attributes:
+        epochs: Epochs run.
+        best_epoch: Epoch whose weights were kept (1-based; the last when there is no validation).
+        train_loss: Training loss of the last epoch (standardized units).
+        val_loss: Best validation loss, or `None` without a validation split.
+        seconds: Wall time.
+        stopped: `patience`, `budget` or `epochs`.
+    """
+
+    epochs: int
+    best_epoch: int
+    train_loss: float
+    val_loss: float | None
+    seconds: float
+    stopped: str
+
+
+def _loss_fn(kind: str) -> nn.Module:
+    return nn.L1Loss() if kind == "mae" else nn.MSELoss()
+
+
+def train_network(
+    net: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    *,
+    X_val: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+    seed: int = 0,
+    device: torch.device,
+) -> TrainReport:
+    """Train `net` in place on `n x d` inputs and `n x m` standardized targets.
+
+    Args:
+        X_val, y_val: Validation split for early stopping; without one the loop runs
+            `config.max_epochs` (or until the budget) and keeps the last weights.
+        seed: Seeds the mini-batch order and dropout.
+        device: Where to train; the data are moved there once.
+    """
+    t0 = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net.to(device)
+    X = X.to(device=device, dtype=torch.float32)
+    y = y.to(device=device, dtype=torch.float32)
+    has_val = X_val is not None and y_val is not None and X_val.shape[0] > 0
+    if has_val:
+        assert X_val is not None and y_val is not None
+        X_val = X_val.to(device=device, dtype=torch.float32)
+        y_val = y_val.to(device=device, dtype=torch.float32)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss_fn = _loss_fn(config.loss)
+    use_amp = config.amp and device.type == "cuda"
+    n = X.shape[0]
+    bs = min(config.batch_size, n)
+    best = math.inf
+    best_state = None
+    best_epoch = 0
+    epoch = 0
+    train_loss = math.nan
+    stopped = "epochs"
+    for epoch in range(1, config.max_epochs + 1):
+        net.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = perm[start : start + bs]
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                out = net(X[idx])
+            loss = loss_fn(out.float(), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * idx.numel()
+        train_loss = total / n
+        if has_val:
+            assert X_val is not None and y_val is not None
+            val = float(loss_fn(predict(net, X_val, device=device), y_val))
+            # an improvement must be worth having (0.1%), or slow creep would never stop
+            if val < best - max(1e-7, 1e-3 * abs(best) if math.isfinite(best) else 0.0):
+                best, best_epoch = val, epoch
+                best_state = copy.deepcopy(net.state_dict())
+            elif epoch - best_epoch >= config.patience:
+                stopped = "patience"
+                break
+        else:
+            best_epoch = epoch
+        if config.time_budget is not None and time.perf_counter() - t0 > config.time_budget:
+            stopped = "budget"
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return TrainReport(
+        epochs=epoch,
+        best_epoch=best_epoch,
+        train_loss=train_loss,
+        val_loss=best if has_val else None,
+        seconds=time.perf_counter() - t0,
+        stopped=stopped,
+    )
+
+
+def predict(
+    net: nn.Module, X: torch.Tensor, *, device: torch.device, chunk: int = 65536
+) -> torch.Tensor:
+    """`n x m` eval-mode float32 outputs of `net` over `n x d` inputs, in chunks, on `device`."""
+    was_training = net.training
+    net.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, X.shape[0], chunk):
+            xb = X[start : start + chunk].to(device=device, dtype=torch.float32)
+            outs.append(net(xb).float())
+    net.train(was_training)
+    if not outs:
+        return torch.zeros(0, 1, device=device)
+    return torch.cat(outs)

@@ -1,0 +1,173 @@
+"""Deep ensembles and MC dropout as BoTorch models: shapes, spread, masks, gradients, warm start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+
+from acquisition import AcquisitionContext, build_acquisition, optimize_pool
+from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
+from surrogates.ensemble import DeepEnsembleModel, MCDropoutModel
+from surrogates.featurizers import ELEMNET_ELEMENTS
+from surrogates.neural import SurrogateInputError
+
+load_builtin()
+
+FAST = {"epochs": 60, "hidden": [16, 16], "patience": 10}
+
+
+def _data(n: int = 30, d: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, d, generator=g, dtype=torch.double)
+    Y = torch.sin(3 * X.sum(-1, keepdim=True)) + 0.05 * torch.randn(n, 1, generator=g).double()
+    return X, Y
+
+
+def _bounds(d: int) -> torch.Tensor:
+    return torch.stack([torch.zeros(d), torch.ones(d)]).double()
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "members"),
+    [("ensemble", {"members": 4}, 4), ("mc-dropout", {"samples": 8, "dropout": 0.2}, 8)],
+)
+def test_posterior_shapes_and_spread(name: str, opts: dict, members: int) -> None:
+    X, Y = _data()
+    fit = make_surrogate(name, {**FAST, **opts}).fit(X, Y, bounds=_bounds(3), seed=1)
+    Xt = torch.rand(5, 3, dtype=torch.double)
+    post = fit.model.posterior(Xt)
+    assert post.mean.shape == (5, 1)
+    assert post.values.shape == (members, 5, 1)
+    assert post.mean.dtype == torch.double
+    assert bool((post.variance > 0).all()), "an ensemble posterior must have spread"
+    batched = fit.model.posterior(torch.rand(2, 3, 3, dtype=torch.double))
+    assert batched.values.shape == (2, members, 3, 1)
+
+
+def test_ensemble_members_are_cross_fitted_and_calibrated() -> None:
+    X, Y = _data(n=40)
+    fit = make_surrogate("ensemble", {**FAST, "members": 4}).fit(X, Y, bounds=_bounds(3), seed=0)
+    # every row has an out-of-fold prediction
+    assert fit.heldout_index is None
+    assert fit.heldout_mean.shape == (40, 1) and fit.heldout_std.shape == (40, 1)
+    assert fit.info["calibrated"] is True
+    s = float(fit.info["sigma_scale"])
+    # the stored spread is the calibrated one: z-scores of held-out errors have unit RMS
+    z = (Y - fit.heldout_mean) / fit.heldout_std
+    assert float(z.pow(2).mean().sqrt()) == pytest.approx(1.0, rel=1e-3)
+    assert s > 0 and s != 1.0
+
+
+def test_dropout_masks_fixed_within_a_round_and_new_between_rounds() -> None:
+    X, Y = _data()
+    sur = make_surrogate("mc-dropout", {**FAST, "samples": 6, "dropout": 0.3})
+    fit = sur.fit(X, Y, bounds=_bounds(3), seed=3)
+    model = fit.model
+    assert isinstance(model, MCDropoutModel)
+    Xt = torch.rand(4, 3, dtype=torch.double)
+    a = model.posterior(Xt).values
+    b = model.posterior(Xt).values
+    assert torch.equal(a, b), "masks must not change between calls of one round"
+    # posterior() calls eval(); the spread must survive it (plain nn.Dropout would give zero)
+    assert float(a.std(0).max()) > 0
+    model.resample_masks(99)
+    c = model.posterior(Xt).values
+    assert not torch.equal(a, c)
+    # the next round (one more measurement) draws other masks
+    X2, Y2 = _data(n=31)
+    fit2 = sur.fit(X2, Y2, bounds=_bounds(3), seed=3)
+    masks1 = [layer.masks for layer in fit.model.net.dropout_layers]
+    masks2 = [layer.masks for layer in fit2.model.net.dropout_layers]
+    assert any(not torch.equal(m1, m2) for m1, m2 in zip(masks1, masks2))
+
+
+@pytest.mark.parametrize("name", ["ensemble", "mc-dropout"])
+def test_acquisition_values_finite_and_differentiable(name: str) -> None:
+    X, Y = _data()
+    fit = make_surrogate(name, {**FAST, "samples": 8, "dropout": 0.2} if name == "mc-dropout"
+                         else {**FAST, "members": 3}).fit(X, Y, bounds=_bounds(3), seed=0)
+    for acq in ("qucb", "qlognei", "qlogei"):
+        acqf = build_acquisition(acq, fit.model, AcquisitionContext(X_baseline=X, Y=Y, seed=0))
+        Xq = torch.rand(4, 2, 3, dtype=torch.double, requires_grad=True)
+        val = acqf(Xq)
+        assert val.shape == (4,)
+        assert bool(torch.isfinite(val).all())
+        val.sum().backward()
+        assert Xq.grad is not None and bool(torch.isfinite(Xq.grad).all())
+        assert float(Xq.grad.abs().sum()) > 0
+    assert isinstance(
+        build_acquisition("qucb", fit.model, AcquisitionContext(X_baseline=X, Y=Y, seed=0)),
+        qUpperConfidenceBound,
+    )
+    assert isinstance(
+        build_acquisition("qlognei", fit.model, AcquisitionContext(X_baseline=X, Y=Y, seed=0)),
+        qLogNoisyExpectedImprovement,
+    )
+
+
+def test_member_sampler_gives_the_exact_ensemble_mean() -> None:
+    X, Y = _data()
+    fit = make_surrogate("ensemble", {**FAST, "members": 3}).fit(X, Y, bounds=_bounds(3), seed=0)
+    acqf = build_acquisition(
+        "qucb", fit.model, AcquisitionContext(X_baseline=X, Y=Y, seed=0), {"beta": 0.0}
+    )
+    Xt = torch.rand(6, 1, 3, dtype=torch.double)
+    with torch.no_grad():
+        # beta = 0: qUCB is the mean over samples, which must be the ensemble mean exactly
+        assert torch.allclose(acqf(Xt), fit.model.posterior(Xt).mean.reshape(-1), atol=1e-10)
+
+
+def test_pool_choice_with_pending_points() -> None:
+    X, Y = _data()
+    fit = make_surrogate("ensemble", {**FAST, "members": 3}).fit(X, Y, bounds=_bounds(3), seed=0)
+    pool = torch.rand(50, 3, dtype=torch.double)
+    ctx = AcquisitionContext(X_baseline=X, Y=Y, X_pending=pool[:2], seed=0)
+    idx, values = optimize_pool(build_acquisition("qlognei", fit.model, ctx), pool, 3)
+    assert len(set(int(i) for i in idx)) == 3
+    assert bool(torch.isfinite(values).all())
+
+
+def test_state_rebuilds_the_same_model_and_warm_start_is_short() -> None:
+    X, Y = _data(n=40)
+    sur = make_surrogate("ensemble", {"hidden": [16, 16], "members": 2, "epochs": 200})
+    fit = sur.fit(X, Y, bounds=_bounds(3), seed=0)
+    buf = __import__("io").BytesIO()
+    torch.save(fit.state, buf)
+    state = torch.load(__import__("io").BytesIO(buf.getvalue()), weights_only=True)
+    again = sur.fit(X, Y, bounds=_bounds(3), seed=0, state=state)
+    Xt = torch.rand(5, 3, dtype=torch.double)
+    with torch.no_grad():
+        assert torch.allclose(fit.model.posterior(Xt).mean, again.model.posterior(Xt).mean)
+        assert torch.allclose(
+            fit.model.posterior(Xt).variance, again.model.posterior(Xt).variance
+        )
+    X2, Y2 = _data(n=44)
+    warm = sur.fit(X2, Y2, bounds=_bounds(3), seed=1, warm_start=fit.state)
+    assert warm.info["warm_start"] is True
+    cold = sur.fit(X2, Y2, bounds=_bounds(3), seed=1)
+    assert sum(warm.info["epochs"]) < sum(cold.info["epochs"])
+
+
+def test_elemnet_reads_named_element_columns() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(30, 3, generator=g, dtype=torch.double)
+    X = w / w.sum(-1, keepdim=True)  # fractions of Fe, Ni, O
+    Y = (X[:, :1] - 2 * X[:, 2:]).double()
+    sur = make_surrogate("elemnet-ensemble", {"size": "tiny", "members": 2, "epochs": 20})
+    fit = sur.fit(X, Y, bounds=_bounds(3), seed=0, input_names=["Fe", "Ni", "O"])
+    assert isinstance(fit.model, DeepEnsembleModel)
+    assert fit.model.input_map.out_dim == len(ELEMNET_ELEMENTS)
+    assert fit.model.posterior(X[:4]).mean.shape == (4, 1)
+    with pytest.raises(SurrogateInputError, match="temperature"):
+        sur.fit(X, Y, bounds=_bounds(3), seed=0, input_names=["Fe", "Ni", "temperature"])
+
+
+def test_bad_options_name_the_option() -> None:
+    with pytest.raises(UnknownSurrogateError, match="membrs"):
+        make_surrogate("ensemble", {"membrs": 3})
+    with pytest.raises(UnknownSurrogateError, match="size"):
+        make_surrogate("elemnet-ensemble", {"size": "huge"})
+    with pytest.raises(UnknownSurrogateError, match="lr"):
+        make_surrogate("mc-dropout", {"lr": -1})
