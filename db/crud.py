@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -233,15 +233,29 @@ def spec_history(*, session: Session, campaign_id: int) -> list[dict[str, Any]]:
 
 
 def add_candidates(
-    *, session: Session, campaign_id: int, rows: Sequence[tuple[str | None, dict[str, Any]]]
+    *,
+    session: Session,
+    campaign_id: int,
+    rows: Iterable[tuple[str | None, dict[str, Any]]],
+    chunk_size: int = 5000,
 ) -> int:
-    """Store a pool: `rows` are `(key, params)` in pool order; returns how many."""
-    session.add_all(
-        Candidate(campaign_id=campaign_id, idx=i, key=key, params=params)
-        for i, (key, params) in enumerate(rows)
-    )
+    """Store a pool: `rows` are `(key, params)` in pool order; returns how many.
+
+    `rows` may be any iterable, a generator included: it is read and inserted `chunk_size` rows
+    per statement, so a large pool streams into the store without being held in memory.
+    """
+    n = 0
+    chunk: list[dict[str, Any]] = []
+    for key, params in rows:
+        chunk.append({"campaign_id": campaign_id, "idx": n, "key": key, "params": params})
+        n += 1
+        if len(chunk) >= chunk_size:
+            session.execute(insert(Candidate), chunk)
+            chunk = []
+    if chunk:
+        session.execute(insert(Candidate), chunk)
     session.flush()
-    return len(rows)
+    return n
 
 
 def list_candidates(
@@ -489,6 +503,22 @@ def fits_with_checkpoints(*, session: Session, campaign_id: int) -> list[ModelFi
         .order_by(ModelFit.id.desc())
     )
     return [_fit(r) for r in rows]
+
+
+def named_model_fits(*, session: Session, name: str | None = None) -> list[ModelFitRecord]:
+    """Reusable fits stored without a campaign (pretrained models), newest first; all of them,
+    or those called `name`."""
+    q = select(ModelFit).where(ModelFit.campaign_id.is_(None))
+    if name is not None:
+        q = q.where(ModelFit.name == name)
+    return [_fit(r) for r in session.scalars(q.order_by(ModelFit.id.desc()))]
+
+
+def delete_model_fit(*, session: Session, fit_id: int) -> None:
+    """Delete a fit row (proposals that cite it keep their rows, with the link cleared)."""
+    row = session.get_one(ModelFit, fit_id)
+    session.delete(row)
+    session.flush()
 
 
 def clear_checkpoint(*, session: Session, fit_id: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "create_campaign_from_spec",
     "load_campaign_spec",
     "read_pool",
+    "composition_pool",
     "update_campaign",
     "check_model_names",
     "UPDATABLE",
@@ -151,10 +153,25 @@ def read_pool(
     return resolved, rows
 
 
+def composition_pool(spec: CampaignSpec) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """The `(formula, fractions)` candidates of a `[compositions]` spec, one at a time.
+
+    The fractions are keyed by element symbol over all elements of the space (zeros included),
+    which is how the spec's derived composition parameter reads them.
+    """
+    assert spec.compositions is not None
+    yield from spec.compositions.space()
+
+
 def load_campaign_spec(
     path: str | Path,
-) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]] | None]:
-    """Read a spec file, resolve its paths and read its pool (if any)."""
+) -> tuple[CampaignSpec, Iterable[tuple[str | None, dict[str, Any]]] | None]:
+    """Read a spec file, resolve its paths and read its pool (if any).
+
+    Returns:
+        The resolved spec and its pool: a list for a `[pool]` file, a lazy iterator for
+        `[compositions]` (enumerated while it is stored), None for a space of parameters.
+    """
     p = Path(path)
     spec = load_spec(p)
     base = p.resolve().parent
@@ -172,6 +189,8 @@ def load_campaign_spec(
         )
     spec = parse_spec(raw, str(p))
     check_model_names(spec, str(p))
+    if spec.compositions is not None:
+        return spec, composition_pool(spec)
     if spec.pool is None:
         return spec, None
     return read_pool(spec, base)
@@ -181,10 +200,14 @@ def create_campaign_from_spec(
     *,
     session: Session,
     spec: CampaignSpec,
-    candidates: list[tuple[str | None, dict[str, Any]]] | None,
+    candidates: Iterable[tuple[str | None, dict[str, Any]]] | None,
     name: str | None = None,
 ) -> CampaignRecord:
-    """Store a validated campaign (and its pool) under `name` (default: the spec's name)."""
+    """Store a validated campaign (and its pool) under `name` (default: the spec's name).
+
+    `candidates` may be a generator; it is stored in chunks. A `[compositions]` spec given no
+    candidates has its space enumerated here.
+    """
     if name is not None and name != spec.name:
         raw = spec.model_dump(mode="json", exclude_none=True)
         raw["name"] = name
@@ -196,8 +219,18 @@ def create_campaign_from_spec(
         )
     rec = crud.create_campaign(session=session, name=spec.name, spec=spec.to_json())
     n = 0
+    if candidates is None and spec.compositions is not None:
+        candidates = composition_pool(spec)
     if candidates is not None:
         n = crud.add_candidates(session=session, campaign_id=rec.id, rows=candidates)
+        if n == 0 and spec.compositions is not None:
+            cs = spec.compositions
+            raise SpecError(
+                f"no composition of {cs.elements} (step {cs.step:g}) is charge-balanced, so "
+                f"the pool of '{spec.name}' would be empty",
+                "add elements that balance the others (an anion such as O or F), "
+                "or set compositions.charge_balanced = false",
+            )
     crud.add_event(
         session=session,
         campaign_id=rec.id,

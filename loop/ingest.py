@@ -127,7 +127,10 @@ def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float]
     try:
         comp = Composition(text)
     except (ValueError, KeyError) as err:
-        return {}, f"{text!r} is not a formula pymatgen can read ({err})"
+        return {}, (
+            f"{text!r} is not a formula pymatgen can read ({err}); write it like Fe2O3 or "
+            "Li0.25Fe0.25O0.5"
+        )
     # dummy species print with an oxidation state (Xx0+); name them as written
     bad = [str(getattr(el, "symbol", el)) for el in comp.elements if not isinstance(el, Element)]
     if bad:
@@ -135,7 +138,10 @@ def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float]
     frac = comp.fractional_composition.get_el_amt_dict()
     outside = sorted(set(frac) - set(p.elements))
     if outside:
-        return {}, f"{text!r} holds {outside}, outside the elements {p.elements} of '{p.name}'"
+        return {}, (
+            f"{text!r} holds {outside}, outside the elements {p.elements} of '{p.name}'; "
+            "this campaign can only store compositions of those elements"
+        )
     return {el: float(frac.get(el, 0.0)) * p.total for el in p.elements}, None
 
 
@@ -221,11 +227,13 @@ def ingest_rows(
                     proposal = None
         # -- parameters
         given = {c: row[c] for c in inputs if c in row and row[c] not in (None, "")}
+        reported: set[str] = set()  # element columns a bad formula already speaks for
         for cname, p in comps.items():
             if cname in row and row[cname] not in (None, ""):
                 fr, err = _parse_formula(str(row[cname]), p)
                 if err:
                     bad.append(f"column '{cname}': {err}")
+                    reported.update(p.elements)
                 else:
                     given.update(fr)
         if proposal is not None:
@@ -238,8 +246,10 @@ def ingest_rows(
                         f"({params}); drop the parameter columns or fix the proposal_id"
                     )
         else:
-            missing = [c for c in inputs if c not in given]
-            if missing and pid_raw not in (None, ""):
+            missing = [c for c in inputs if c not in given and c not in reported]
+            if reported and not missing:
+                params = {}
+            elif missing and pid_raw not in (None, ""):
                 params = {}  # the bad proposal_id is reported; no noise about parameters
             elif missing:
                 bad.append(f"missing parameter column(s) {missing}; give them or a proposal_id")

@@ -1,7 +1,8 @@
 """Campaign specs: a TOML file validated with pydantic.
 
-A spec names the design space (parameters or a candidate pool), the objectives, optional outcome
-constraints, the budget and stop rule, and the surrogate and acquisition by name. Every problem is
+A spec names the design space (parameters, a candidate pool file, or a chemical space whose
+compositions form the pool), the objectives, optional outcome constraints, the budget and stop
+rule, and the surrogate and acquisition by name. Every problem is
 reported as a `SpecError` naming the key and the fix.
 """
 
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from loop.chemspace import ChemicalSpace, grid_units
 from loop.errors import SpecError
 
 if sys.version_info >= (3, 11):
@@ -31,6 +33,7 @@ __all__ = [
     "CompositionParameter",
     "Parameter",
     "PoolSpec",
+    "ChemicalSpaceSpec",
     "Objective",
     "OutcomeConstraint",
     "StopRule",
@@ -70,6 +73,20 @@ def _check_name(value: str, what: str) -> str:
             "'_', '.' or '-'"
         )
     return value
+
+
+def _check_elements(v: list[str]) -> list[str]:
+    from pymatgen.core.periodic_table import Element
+
+    if len(v) < 2:
+        raise ValueError(f"a composition needs at least two elements, got {v}")
+    dup = sorted({e for e in v if v.count(e) > 1})
+    if dup:
+        raise ValueError(f"elements listed more than once: {dup}")
+    bad = [e for e in v if not Element.is_valid_symbol(e)]
+    if bad:
+        raise ValueError(f"not chemical element symbols: {bad} (use symbols such as 'Fe')")
+    return v
 
 
 class FloatParameter(_Strict):
@@ -170,17 +187,7 @@ class CompositionParameter(_Strict):
     @field_validator("elements")
     @classmethod
     def _elements(cls, v: list[str]) -> list[str]:
-        from pymatgen.core.periodic_table import Element
-
-        if len(v) < 2:
-            raise ValueError(f"a composition needs at least two elements, got {v}")
-        dup = sorted({e for e in v if v.count(e) > 1})
-        if dup:
-            raise ValueError(f"elements listed more than once: {dup}")
-        bad = [e for e in v if not Element.is_valid_symbol(e)]
-        if bad:
-            raise ValueError(f"not chemical element symbols: {bad} (use symbols such as 'Fe')")
-        return v
+        return _check_elements(v)
 
     def lower(self, element: str) -> float:
         return float(self.min.get(element, 0.0))
@@ -253,6 +260,77 @@ class PoolSpec(_Strict):
         return self
 
 
+class ChemicalSpaceSpec(_Strict):
+    """A pool of every composition of `elements` on a grid of fractions (`[compositions]`).
+
+    Each candidate has between `min_components` and `max_components` elements with a nonzero
+    fraction, each fraction a multiple of `step`, summing to 1; with `charge_balanced`, only those
+    pymatgen can balance with common oxidation states. The campaign's design parameter is one
+    composition parameter named `name` over `elements` (filled in by `CampaignSpec`), so ingest
+    files give one column per element or a formula in the column `name`. The pool is stored in
+    SQL, so spaces above `max_candidates` (counted before the charge-balance filter, which also
+    bounds the time to create the campaign) are refused.
+    """
+
+    name: str = "composition"
+    elements: list[str]
+    min_components: int = Field(default=1, ge=1)
+    max_components: int | None = Field(default=None, ge=1)
+    step: float = Field(default=0.05, gt=0, le=1)
+    charge_balanced: bool = False
+    max_candidates: int = Field(default=200_000, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "composition name")
+
+    @field_validator("elements")
+    @classmethod
+    def _elements(cls, v: list[str]) -> list[str]:
+        return _check_elements(v)
+
+    @field_validator("step")
+    @classmethod
+    def _step(cls, v: float) -> float:
+        grid_units(v)
+        return v
+
+    @model_validator(mode="after")
+    def _size(self) -> ChemicalSpaceSpec:
+        space = self.space()  # checks min_components <= max_components <= len(elements)
+        n = space.count
+        k = space.components
+        comps = f"{k.start}" if len(k) == 1 else f"{k.start}-{k.stop - 1}"
+        what = f"{len(self.elements)} elements, {comps} components, step {self.step:g}"
+        if n == 0:
+            raise ValueError(
+                f"the space holds no composition ({what}): {space.units} grid units cannot be "
+                f"shared among {k.start} elements; use a smaller step or lower min_components"
+            )
+        if n > self.max_candidates:
+            raise ValueError(
+                f"the space holds {n:,} compositions ({what}), more than max_candidates = "
+                f"{self.max_candidates:,} (the pool is stored in SQL); use a larger step, fewer "
+                "elements or a lower max_components, or raise max_candidates"
+            )
+        return self
+
+    def space(self) -> ChemicalSpace:
+        """The enumerator of this space."""
+        return ChemicalSpace(
+            tuple(self.elements),
+            step=self.step,
+            min_components=self.min_components,
+            max_components=self.max_components,
+            charge_balanced=self.charge_balanced,
+        )
+
+    def parameter(self) -> CompositionParameter:
+        """The campaign's design parameter: one composition over `elements`."""
+        return CompositionParameter(name=self.name, elements=list(self.elements))
+
+
 class Objective(_Strict):
     """A measured quantity to maximize or minimize."""
 
@@ -323,6 +401,7 @@ class CampaignSpec(_Strict):
     description: str = ""
     parameters: list[Parameter] = Field(default_factory=list)
     pool: PoolSpec | None = None
+    compositions: ChemicalSpaceSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
     budget: int = Field(gt=0)
@@ -337,12 +416,41 @@ class CampaignSpec(_Strict):
     def _name(cls, v: str) -> str:
         return _check_name(v, "campaign name")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_parameters(cls, raw: Any) -> Any:
+        """Give a `[compositions]` campaign its design parameter, unless the spec lists some
+        (they must then be exactly that one; `_whole` checks)."""
+        if isinstance(raw, dict) and isinstance(raw.get("compositions"), dict):
+            if not raw.get("parameters"):
+                try:
+                    space = ChemicalSpaceSpec.model_validate(raw["compositions"])
+                except ValidationError:
+                    return raw  # reported where the field is validated
+                raw = {**raw, "parameters": [space.parameter().model_dump(mode="json")]}
+        return raw
+
     @model_validator(mode="after")
     def _whole(self) -> CampaignSpec:
         if not self.objectives:
             raise ValueError("objectives is empty; add at least one [[objectives]] table")
         if not self.parameters and self.pool is None:
-            raise ValueError("the design space is empty: add [[parameters]] tables or a [pool]")
+            raise ValueError(
+                "the design space is empty: add [[parameters]] tables, a [pool] or [compositions]"
+            )
+        if self.compositions is not None:
+            if self.pool is not None:
+                raise ValueError(
+                    "the spec has both [pool] and [compositions]; a campaign has one candidate "
+                    "pool, so keep one of them"
+                )
+            derived = self.compositions.parameter()
+            if self.parameters != [derived]:
+                raise ValueError(
+                    "[[parameters]] cannot sit beside [compositions]: the design parameter is "
+                    f"derived from it (composition '{derived.name}' of {derived.elements}); "
+                    "remove the [[parameters]] tables"
+                )
         seen: dict[str, str] = {}
 
         def claim(name: str, what: str) -> None:
@@ -403,7 +511,8 @@ class CampaignSpec(_Strict):
     # -- helpers the engine uses -------------------------------------------------------------
     @property
     def is_pool(self) -> bool:
-        return self.pool is not None
+        """Whether the planner picks from a stored candidate pool (`[pool]` or `[compositions]`)."""
+        return self.pool is not None or self.compositions is not None
 
     @property
     def outcome_names(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -400,3 +401,91 @@ def test_unknown_surrogate_in_spec_lists_known_ones(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_campaign_spec(p)
     assert "forest" in info.value.message and "gp" in info.value.message
+
+
+# -- [compositions]: a pool of every composition of a chemical space -----------------------------
+
+
+def _chem(**table: Any) -> dict[str, Any]:
+    raw = _base(compositions={"elements": ["Li", "Fe", "O"], "step": 0.1, **table})
+    del raw["parameters"]
+    return raw
+
+
+def test_compositions_derive_one_composition_parameter() -> None:
+    spec = parse_spec(_chem(name="chem"))
+    assert spec.is_pool
+    assert spec.parameters == [CompositionParameter(name="chem", elements=["Li", "Fe", "O"])]
+    assert spec.compositions is not None and spec.compositions.max_components is None
+    assert spec.compositions.space().count == 3 + 3 * 9 + 36
+    assert spec.n_initial() == 3  # 3 elements: 2 free dimensions, + 1
+    # the stored form holds the derived parameter and parses back to the same spec
+    assert parse_spec(spec.to_json()) == spec
+
+
+def test_compositions_example_spec() -> None:
+    spec, pool = load_campaign_spec(ROOT / "examples" / "compositions" / "li_tm_oxides.toml")
+    assert spec.is_pool and spec.compositions is not None
+    assert spec.compositions.charge_balanced and spec.model.surrogate == "gp"
+    assert pool is not None
+    rows = list(pool)
+    assert len(rows) == 33 and ("Fe0.4O0.6", {"Li": 0.0, "Fe": 0.4, "Mn": 0.0, "O": 0.6}) in rows
+
+
+def test_compositions_misspelt_key_lists_the_allowed_ones() -> None:
+    err = _error(_chem(setp=0.1))
+    assert "unknown key 'compositions.setp'" in err.message
+    assert "allowed here: charge_balanced, elements, max_candidates, max_components" in err.hint
+    assert "step" in err.hint
+
+
+def test_compositions_step_must_divide_one() -> None:
+    err = _error(_chem(step=0.3))
+    assert "'compositions.step': step 0.3 does not divide 1" in err.message
+    assert "0.25 (4 units)" in err.message
+
+
+def test_compositions_elements_are_checked() -> None:
+    assert "not chemical element symbols: ['Xx']" in _error(_chem(elements=["Li", "Xx"])).message
+    assert "at least two elements" in _error(_chem(elements=["Li"])).message
+    assert "listed more than once: ['O']" in _error(_chem(elements=["O", "Fe", "O"])).message
+
+
+def test_compositions_components_are_checked() -> None:
+    err = _error(_chem(max_components=4))
+    assert "min_components <= max_components <= 3 (the number of elements)" in err.message
+    err = _error(_chem(step=0.5, min_components=3))
+    assert "the space holds no composition (3 elements, 3 components, step 0.5)" in err.message
+
+
+def test_compositions_too_many_candidates_are_refused() -> None:
+    raw = _chem(elements=["Li", "Fe", "Mn", "Ni", "Co", "O"], step=0.01)
+    err = _error(raw)
+    n = sum(math.comb(6, k) * math.comb(99, k - 1) for k in range(1, 7))
+    assert (
+        f"the space holds {n:,} compositions (6 elements, 1-6 components, step 0.01), "
+        "more than max_candidates = 200,000" in err.message
+    )
+    assert "use a larger step, fewer elements or a lower max_components" in err.message
+    raw["compositions"]["max_components"] = 2
+    assert parse_spec(raw).compositions is not None  # 6 + 15 * 99 fit
+
+
+def test_compositions_beside_a_pool_is_refused() -> None:
+    err = _error({**_chem(), "pool": {"path": "pool.csv", "columns": ["x"]}})
+    assert "both [pool] and [compositions]" in err.message
+
+
+def test_compositions_beside_other_parameters_is_refused() -> None:
+    err = _error({**_chem(), "parameters": _base()["parameters"]})
+    assert "[[parameters]] cannot sit beside [compositions]" in err.message
+    other = {"type": "composition", "name": "composition", "elements": ["Li", "O"]}
+    assert "cannot sit beside" in _error({**_chem(), "parameters": [other]}).message
+    same = {"type": "composition", "name": "composition", "elements": ["Li", "Fe", "O"]}
+    assert parse_spec({**_chem(), "parameters": [same]}).parameters[0].name == "composition"
+
+
+def test_compositions_element_clashes_with_an_objective() -> None:
+    raw = _chem()
+    raw["objectives"] = [{"name": "Fe"}]
+    assert "duplicate name 'Fe'" in _error(raw).message
