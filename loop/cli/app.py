@@ -10,6 +10,7 @@ import typer
 from loop.cli import benchmark as benchmark_cmd
 from loop.cli import campaign as campaign_cmd
 from loop.cli import dbcmd, proposal
+from loop.cli import surrogate as surrogate_cmd
 from loop.cli.common import LoopGroup, Settings, console, emit_json, fmt, open_store
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(campaign_cmd.app, name="campaign")
 app.add_typer(proposal.app, name="proposal")
 app.add_typer(dbcmd.app, name="db")
 app.add_typer(benchmark_cmd.app, name="benchmark")
+app.add_typer(surrogate_cmd.app, name="surrogate")
 
 
 @app.callback()

@@ -1,0 +1,163 @@
+"""`loop surrogate ...`: pretrain, list and delete named surrogates for transfer learning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from loop.cli.common import LoopGroup, console, emit_json, open_store
+
+app = typer.Typer(
+    cls=LoopGroup, no_args_is_help=True, help="Pretrained surrogates for transfer learning."
+)
+
+
+def _options(texts: list[str]) -> dict[str, Any]:
+    from loop.benchmark.surrogate import parse_option
+
+    out: dict[str, Any] = {}
+    for text in texts:
+        # `key=value`, or `model:key=value` as `loop benchmark surrogate` takes it
+        _, key, value = parse_option(text if ":" in text.split("=", 1)[0] else f"m:{text}")
+        out[key] = value
+    return out
+
+
+@app.command()
+def pretrain(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", help="CSV file with a formula and a target column."),
+    name: str = typer.Option(..., "--name", help="Name campaigns use to fine-tune from it."),
+    input_column: str = typer.Option("formula", "--input", help="Formula column."),
+    target: str = typer.Option("target", "--target", help="Target column."),
+    model: str = typer.Option(
+        "elemnet-ensemble", "--model", help="elemnet-ensemble or elemnet-dropout."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="Surrogate option KEY=VALUE (repeatable), e.g. size=small."
+    ),
+    drop_abs_above: float | None = typer.Option(
+        None, "--drop-abs-above", help="Drop rows whose |target| exceeds this (DFT failures)."
+    ),
+    skip_bad_rows: bool = typer.Option(
+        False, "--skip-bad-rows", help="Drop unreadable rows (reported) instead of refusing."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Use a random subset of N rows."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fit."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: CUDA if any)."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite a model of that name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Train a composition surrogate on a large table and store it under a name."""
+    from loop.benchmark.surrogate_data import load_composition_table
+    from loop.pretrained import check_can_pretrain
+    from loop.pretrained import pretrain as _pretrain
+
+    opts = _options(option)
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        check_can_pretrain(session=session, name=name, surrogate=model, replace=replace)
+    table = load_composition_table(
+        data,
+        input_column=input_column,
+        target_column=target,
+        skip_bad_rows=skip_bad_rows,
+        drop_abs_above=drop_abs_above,
+        limit=limit,
+        limit_seed=seed,
+    )
+    if not as_json:
+        dropped = ", ".join(f"{n} {why}" for why, n in table.dropped.items() if n)
+        console().print(
+            f"training {model} on {len(table)} rows of {data}"
+            + (f" (dropped: {dropped})" if dropped else "")
+        )
+    with store.session_scope() as session:
+        res = _pretrain(
+            session=session,
+            name=name,
+            table=table,
+            surrogate=model,
+            options=opts,
+            seed=seed,
+            device=device,
+            artifact_dir=store.artifact_dir,
+            replace=replace,
+        )
+        rec = res.record
+    m = res.metrics.get(target, {})
+    if as_json:
+        emit_json({"id": rec.id, "name": rec.name, "kind": rec.kind, "metrics": res.metrics})
+        return
+    console().print(
+        f"stored pretrained model '{rec.name}' (fit {rec.id}, {rec.kind}) in "
+        f"{res.seconds:.1f} s on {res.metrics.get('device')}"
+    )
+    if m.get("n"):
+        console().print(
+            f"held-out ({m['n']} rows): MAE {m['mae']:.4g}, RMSE {m['rmse']:.4g}, "
+            f"90% coverage {m['coverage90']:.2f}, sigma scale {res.metrics.get('sigma_scale')}"
+        )
+    console().print(f'fine-tune in a campaign with  surrogate_options = {{pretrained = "{name}"}}')
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """List pretrained surrogates."""
+    from rich.table import Table
+
+    from loop.pretrained import list_pretrained
+
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        fits = list_pretrained(session=session)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "id": f.id,
+                    "name": f.name,
+                    "kind": f.kind,
+                    "settings": f.settings,
+                    "metrics": f.metrics,
+                    "created_at": f.created_at,
+                }
+                for f in fits
+            ]
+        )
+        return
+    if not fits:
+        console().print("no pretrained models; train one with `loop surrogate pretrain`")
+        return
+    t = Table("name", "kind", "rows", "held-out MAE", "created")
+    for f in fits:
+        data = f.settings.get("data", {})
+        target = data.get("target", "")
+        mae = f.metrics.get(target, {}).get("mae")
+        t.add_row(
+            f.name,
+            f.kind,
+            str(data.get("rows_used", "")),
+            f"{mae:.4g}" if isinstance(mae, float) else "",
+            f"{f.created_at:%Y-%m-%d %H:%M}",
+        )
+    console().print(t)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Pretrained model name."),
+) -> None:
+    """Delete a pretrained surrogate and its checkpoint."""
+    from loop.pretrained import delete_pretrained
+
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        n = delete_pretrained(session=session, name=name)
+    console().print(f"deleted pretrained model '{name}' ({n} fit{'s' if n != 1 else ''})")
