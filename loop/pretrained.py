@@ -113,9 +113,7 @@ def pretrain(
     from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
     from surrogates.featurizers import ELEMNET_ELEMENTS
 
-    existing = check_can_pretrain(
-        session=session, name=name, surrogate=surrogate, replace=replace
-    )
+    existing = check_can_pretrain(session=session, name=name, surrogate=surrogate, replace=replace)
     load_builtin()
     try:
         sur = make_surrogate(surrogate, options or {})
@@ -130,13 +128,9 @@ def pretrain(
     X = table.X
     Y = torch.as_tensor(table.y, dtype=torch.float32).reshape(-1, 1)
     bounds = torch.stack([torch.zeros(X.shape[1]), torch.ones(X.shape[1])])
-    fit = sur.fit(
-        X, Y, bounds=bounds, seed=seed, input_names=list(ELEMNET_ELEMENTS), device=device
-    )
+    fit = sur.fit(X, Y, bounds=bounds, seed=seed, input_names=list(ELEMNET_ELEMENTS), device=device)
     k = fit.heldout_mean.shape[0]
-    rows = (
-        fit.heldout_index.tolist() if fit.heldout_index is not None else list(range(len(table)))
-    )
+    rows = fit.heldout_index.tolist() if fit.heldout_index is not None else list(range(len(table)))
     metrics: dict[str, Any] = {"n_train": len(table), "n_heldout": k, **fit.info}
     if k:
         y = torch.as_tensor(table.y[rows], dtype=torch.double)
@@ -157,7 +151,11 @@ def pretrain(
             Path(old.checkpoint_path).unlink(missing_ok=True)
         crud.delete_model_fit(session=session, fit_id=old.id)
     state = dict(fit.state)
-    state["pretrained_on"] = {"path": table.path, "sha256": table.sha256, "target": table.target_column}
+    state["pretrained_on"] = {
+        "path": table.path,
+        "sha256": table.sha256,
+        "target": table.target_column,
+    }
     stem = f"{name}-{int(time.time() * 1000)}"
     path, sha = _save_checkpoint(state, Path(artifact_dir) / "pretrained", stem)
     settings = {

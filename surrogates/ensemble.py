@@ -34,6 +34,9 @@ class InputMap(nn.Module):
         c: `D` offset.
     """
 
+    A: torch.Tensor
+    c: torch.Tensor
+
     def __init__(self, A: torch.Tensor, c: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("A", A.float())
@@ -61,6 +64,10 @@ class InputMap(nn.Module):
 
 class _NetworkModel(EnsembleModel):
     """Shared parts: input map, de-standardization, calibration, dtype and device handling."""
+
+    y_mean: torch.Tensor
+    y_std: torch.Tensor
+    sigma_scale: torch.Tensor
 
     def __init__(
         self,

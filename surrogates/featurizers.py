@@ -23,11 +23,11 @@ __all__ = [
 ]
 
 #: ElemNet's 86 input elements, H to Pu in atomic-number order.
-ELEMNET_ELEMENTS: tuple[str, ...] = (
+ELEMNET_ELEMENTS: tuple[str, ...] = tuple(
     "H Li Be B C N O F Na Mg Al Si P S Cl K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr "
     "Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy "
-    "Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Ac Th Pa U Np Pu"
-).split()
+    "Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Ac Th Pa U Np Pu".split()
+)
 assert len(ELEMNET_ELEMENTS) == 86
 _INDEX = {e: i for i, e in enumerate(ELEMNET_ELEMENTS)}
 
@@ -99,7 +99,9 @@ def featurize_formulas(
     """
     import torch
 
-    index = _INDEX if tuple(elements) == ELEMNET_ELEMENTS else {e: i for i, e in enumerate(elements)}
+    index = (
+        _INDEX if tuple(elements) == ELEMNET_ELEMENTS else {e: i for i, e in enumerate(elements)}
+    )
     X = torch.zeros(len(formulas), len(index), dtype=torch.float32)
     for i, f in enumerate(formulas):
         for sym, frac in composition_fractions(f, elements).items():

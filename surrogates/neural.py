@@ -133,8 +133,10 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
         h = out["hidden"]
         if isinstance(h, int):
             h = [h]
-        if not isinstance(h, (list, tuple)) or not h or not all(
-            isinstance(w, int) and w >= 1 for w in h
+        if (
+            not isinstance(h, (list, tuple))
+            or not h
+            or not all(isinstance(w, int) and w >= 1 for w in h)
         ):
             raise UnknownSurrogateError(
                 f"option hidden of surrogate '{kind}' must be a list of layer widths such as "
@@ -161,9 +163,7 @@ class NeuralSurrogate(Surrogate):
         self.opts = _check_options(type(self).kind or "?", options, self.defaults)
 
     # -- pieces the families differ in ---------------------------------------------------------
-    def _input_map(
-        self, d: int, bounds: torch.Tensor, input_names: list[str] | None
-    ) -> InputMap:
+    def _input_map(self, d: int, bounds: torch.Tensor, input_names: list[str] | None) -> InputMap:
         if not self.elemnet:
             return InputMap.unit_cube(bounds)
         names = input_names
@@ -224,7 +224,10 @@ class NeuralSurrogate(Surrogate):
     ) -> FitResult:
         del Yvar  # networks fit the noise level into their spread; known noise is not used
         t0 = time.perf_counter()
-        dev = pick_device(device)
+        try:
+            dev = pick_device(device)
+        except ValueError as err:
+            raise SurrogateInputError(str(err)) from None
         if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
             raise SurrogateInputError(
                 f"expected n x d inputs and n x m outputs, got {tuple(X.shape)} and "
@@ -288,9 +291,11 @@ class NeuralSurrogate(Surrogate):
             "arch": arch.to_dict(),
         }
         st = self._state(model, arch, imap, y_mean, y_std, scale, seed)
-        heldout_index = None if held_idx.numel() == n and bool(
-            (held_idx == torch.arange(n)).all()
-        ) else held_idx
+        heldout_index = (
+            None
+            if held_idx.numel() == n and bool((held_idx == torch.arange(n)).all())
+            else held_idx
+        )
         return FitResult(
             model=model,
             heldout_mean=mu.double(),
@@ -417,8 +422,9 @@ def _refit_head(net: MLP, H: torch.Tensor, Ys: torch.Tensor) -> None:
 class _EnsembleFamily(NeuralSurrogate):
     method = "ensemble"
 
-    def _train(self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean,
-               y_std, gen):  # type: ignore[no-untyped-def]
+    def _train(
+        self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean, y_std, gen
+    ):  # type: ignore[no-untyped-def]
         K = int(self.opts["members"])
         n_tr = train_idx.numel()
         crossfit = cal_idx.numel() == 0
@@ -498,8 +504,9 @@ class _EnsembleFamily(NeuralSurrogate):
 class _DropoutFamily(NeuralSurrogate):
     method = "dropout"
 
-    def _train(self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean,
-               y_std, gen):  # type: ignore[no-untyped-def]
+    def _train(
+        self, H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean, y_std, gen
+    ):  # type: ignore[no-untyped-def]
         if not any(p > 0 for p in arch.dropouts):
             raise SurrogateInputError(
                 f"surrogate '{self.kind}' needs dropout > 0 (got {list(arch.dropouts)})"

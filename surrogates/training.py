@@ -23,7 +23,10 @@ __all__ = ["TrainConfig", "TrainReport", "train_network", "pick_device", "predic
 def pick_device(device: torch.device | str | None = None) -> torch.device:
     """`device` if given, else CUDA when present, else the CPU."""
     if device is not None:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use 'cpu'")
         return dev

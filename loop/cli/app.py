@@ -56,6 +56,9 @@ def propose(
     campaign: str = typer.Argument(..., help="Campaign name."),
     n: int | None = typer.Option(None, "-n", "--n", help="Batch size (default: the spec's)."),
     seed: int | None = typer.Option(None, help="Seed (default: derived from the name)."),
+    device: str | None = typer.Option(
+        None, "--device", help="Where neural surrogates train: cpu or cuda (default: CUDA if any)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
     """Propose the next batch of experiments."""
@@ -65,7 +68,12 @@ def propose(
     store = open_store(ctx)
     with store.session_scope() as session:
         res = _propose(
-            session=session, name=campaign, n=n, seed=seed, artifact_dir=store.artifact_dir
+            session=session,
+            name=campaign,
+            n=n,
+            seed=seed,
+            artifact_dir=store.artifact_dir,
+            device=device,
         )
     if as_json:
         emit_json(

@@ -74,9 +74,7 @@ def test_pretrain_list_conflict_delete(cli: Cli) -> None:
 
 def _measure(cli: Cli, tmp_path: Path, rows: dict[str, float], name: str) -> None:
     f = tmp_path / f"{name}.csv"
-    f.write_text(
-        "composition,formation_energy\n" + "".join(f"{k},{v}\n" for k, v in rows.items())
-    )
+    f.write_text("composition,formation_energy\n" + "".join(f"{k},{v}\n" for k, v in rows.items()))
     cli("ingest", "oxides", f)
 
 

@@ -86,8 +86,10 @@ def test_dropout_masks_fixed_within_a_round_and_new_between_rounds() -> None:
 @pytest.mark.parametrize("name", ["ensemble", "mc-dropout"])
 def test_acquisition_values_finite_and_differentiable(name: str) -> None:
     X, Y = _data()
-    fit = make_surrogate(name, {**FAST, "samples": 8, "dropout": 0.2} if name == "mc-dropout"
-                         else {**FAST, "members": 3}).fit(X, Y, bounds=_bounds(3), seed=0)
+    fit = make_surrogate(
+        name,
+        {**FAST, "samples": 8, "dropout": 0.2} if name == "mc-dropout" else {**FAST, "members": 3},
+    ).fit(X, Y, bounds=_bounds(3), seed=0)
     for acq in ("qucb", "qlognei", "qlogei"):
         acqf = build_acquisition(acq, fit.model, AcquisitionContext(X_baseline=X, Y=Y, seed=0))
         Xq = torch.rand(4, 2, 3, dtype=torch.double, requires_grad=True)
@@ -140,9 +142,7 @@ def test_state_rebuilds_the_same_model_and_warm_start_is_short() -> None:
     Xt = torch.rand(5, 3, dtype=torch.double)
     with torch.no_grad():
         assert torch.allclose(fit.model.posterior(Xt).mean, again.model.posterior(Xt).mean)
-        assert torch.allclose(
-            fit.model.posterior(Xt).variance, again.model.posterior(Xt).variance
-        )
+        assert torch.allclose(fit.model.posterior(Xt).variance, again.model.posterior(Xt).variance)
     X2, Y2 = _data(n=44)
     warm = sur.fit(X2, Y2, bounds=_bounds(3), seed=1, warm_start=fit.state)
     assert warm.info["warm_start"] is True
