@@ -160,3 +160,207 @@ def report(
 
     doc = merge_results([load_results(p) for p in results])
     _write(doc, out, as_json)
+
+
+@app.command("surrogate")
+def surrogate(
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", help="CSV file with a formula and a target column."),
+    input_column: str = typer.Option("formula", "--input", help="The formula column."),
+    target: str = typer.Option("target", "--target", help="The numeric target column."),
+    models: list[str] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Repeat to compare: mean, rf, or a surrogate family (gp, elemnet-ensemble, ...).",
+    ),
+    options: list[str] = typer.Option(
+        [],
+        "--option",
+        help="MODEL:KEY=VALUE, repeatable (e.g. rf:n_estimators=200, gp:max_points=200).",
+    ),
+    split: str = typer.Option(
+        "kfold", "--split", help="kfold, group-kfold (by reduced formula) or fixed."
+    ),
+    folds: int = typer.Option(5, "--folds", help="Folds of kfold and group-kfold."),
+    folds_run: int | None = typer.Option(
+        None, "--folds-run", help="Run only the first K folds (to fit a time budget)."
+    ),
+    split_seed: int = typer.Option(
+        18012019, "--split-seed", help="Seed of the split (matbench's 18012019 by default)."
+    ),
+    test_fraction: float = typer.Option(
+        0.2, "--test-fraction", help="Test share of --split fixed."
+    ),
+    test_data: Path | None = typer.Option(
+        None, "--test-data", help="Train on --data, test on this file (same columns)."
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", help="Use a seeded random subset of N rows of each file."
+    ),
+    limit_seed: int = typer.Option(0, "--limit-seed", help="Seed of --limit."),
+    train_size: int | None = typer.Option(
+        None, "--train-size", help="Subsample each training fold to N rows (seeded)."
+    ),
+    drop_abs_above: float | None = typer.Option(
+        None, "--drop-abs-above", help="Drop rows whose |target| exceeds this (and say how many)."
+    ),
+    skip_bad_rows: bool = typer.Option(
+        False, "--skip-bad-rows", help="Drop bad rows (reporting them) instead of stopping."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the models and of --train-size."),
+    pretrained: str | None = typer.Option(
+        None, "--pretrained", help="Warm-start the neural models from this stored model."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu or cuda (default: cuda when available)."
+    ),
+    out: Path = typer.Option(Path("surrogate-benchmark"), "--out", "-o", help="Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results JSON."),
+) -> None:
+    """Accuracy and uncertainty of surrogates on a composition table, on identical splits.
+
+    Writes results.json, results.md, parity.png and calibration.png. Metrics per model and fold
+    (mean ± std over folds): MAE, RMSE, R2, miscalibration area, Gaussian NLL, Spearman of
+    |error| with sigma, 90% coverage, fit seconds and predictions per second.
+    """
+    import torch
+
+    from loop.benchmark.surrogate import (
+        SurrogateBenchmark,
+        check_models,
+        parse_option,
+        plan_splits,
+        run_surrogate_benchmark,
+    )
+    from loop.benchmark.surrogate_data import load_composition_table
+    from loop.benchmark.surrogate_report import (
+        budget_text,
+        summary_rows,
+        surrogate_markdown,
+        surrogate_plots,
+    )
+    from loop.errors import LoopError
+
+    t0 = time.perf_counter()
+    if split not in ("kfold", "group-kfold", "fixed"):
+        raise LoopError(f"unknown --split '{split}'", "use kfold, group-kfold or fixed")
+    if test_data is not None and split != "kfold":
+        raise LoopError("--test-data replaces the split", "leave out --split with --test-data")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise LoopError(f"unknown --device '{device}'", "use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LoopError("--device cuda, but torch sees no CUDA device", "use --device cpu")
+    opts: dict[str, dict[str, Any]] = {}
+    for text in options:
+        model, key, value = parse_option(text)
+        opts.setdefault(model, {})[key] = value
+    check_models(list(models), opts)
+    bench = SurrogateBenchmark(
+        models=tuple(models),
+        options=opts,
+        split=split,  # type: ignore[arg-type]
+        folds=folds,
+        folds_run=folds_run,
+        split_seed=split_seed,
+        test_fraction=test_fraction,
+        train_size=train_size,
+        seed=seed,
+        device=device,
+        pretrained=pretrained,
+    )
+    tables = [
+        load_composition_table(
+            path,
+            input_column=input_column,
+            target_column=target,
+            skip_bad_rows=skip_bad_rows,
+            drop_abs_above=drop_abs_above,
+            limit=limit,
+            limit_seed=limit_seed,
+        )
+        for path in ([data] if test_data is None else [data, test_data])
+    ]
+    plan_splits(bench, tables[0], tables[1] if len(tables) > 1 else None)  # refuse before fitting
+    warm_start = _pretrained_state(ctx, pretrained) if pretrained else None
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with (
+        warnings.catch_warnings(),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=_stderr_console() if as_json else None,
+            transient=True,
+        ) as bar,
+    ):
+        warnings.simplefilter("ignore")  # GPyTorch jitter notes would bury the progress bar
+        task = bar.add_task("fits", total=None)
+        started = time.perf_counter()
+
+        def progress(done: int, total: int, label: str) -> None:
+            if not bar.console.is_terminal:  # a log file gets one line per fit
+                print(
+                    f"[{done}/{total}] {label} ({time.perf_counter() - started:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            bar.update(task, completed=done, total=total, description=label)
+
+        doc, first = run_surrogate_benchmark(
+            bench,
+            tables[0],
+            test_data=tables[1] if len(tables) > 1 else None,
+            warm_start=warm_start,
+            progress=progress,
+        )
+    doc["command"] = " ".join(["loop", *sys.argv[1:]]) if sys.argv else ""
+    doc["wall_seconds"] = round(time.perf_counter() - t0, 2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    (out / "results.md").write_text(surrogate_markdown(doc))
+    pngs = surrogate_plots(first, out, tables[0].target_column)
+    if as_json:
+        emit_json(doc)
+        return
+    from rich.table import Table
+
+    from loop.benchmark.surrogate_report import COLUMNS
+    from loop.cli.common import console
+
+    table = Table(title=f"{data.name}: mean ± std over folds {[f + 1 for f in doc['folds_run']]}")
+    shown = [(h, k) for h, k in COLUMNS if k not in ("hardware", "budget")]
+    for header, key in shown:
+        table.add_column(header, justify="left" if key == "model" else "right")
+    for row in summary_rows(doc):
+        table.add_row(row["name"], *(row[k] for _, k in shown[1:]))
+    con = console()
+    con.print(table)
+    for name, r in doc["models"].items():
+        if r["options"]:
+            con.print(f"{name} options: {r['options']}")
+    con.print(f"hardware: {doc['hardware']['summary']}; budget: {budget_text(doc)}")
+    files = ", ".join(str(p) for p in [out / "results.md", out / "results.json", *pngs])
+    typer.echo(f"wrote {files} in {doc['wall_seconds']} s")
+
+
+def _pretrained_state(ctx: typer.Context, name: str) -> dict[str, Any]:
+    from loop.errors import LoopError
+
+    try:
+        from loop.pretrained import load_pretrained_state  # type: ignore[import-not-found]
+    except ImportError as err:
+        raise LoopError(
+            f"--pretrained {name}: pretrained models are not available in this build ({err})",
+            "leave out --pretrained",
+        ) from None
+    from loop.cli.common import open_store
+
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        return load_pretrained_state(session=session, name=name)
