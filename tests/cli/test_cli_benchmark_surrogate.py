@@ -4,51 +4,37 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from cli_helpers import Cli
-
-from surrogates import SURROGATES, FitResult, Surrogate
 
 SLICE = Path(__file__).resolve().parents[1] / "data" / "mp_e_form_300.csv"
 
 
-class ToySurrogate(Surrogate):
-    """A registry family that costs nothing: an unfitted GP, claiming a recalibration by 2."""
-
-    kind = "toy"
-
-    def fit(self, X: torch.Tensor, Y: torch.Tensor, **kw: Any) -> FitResult:  # type: ignore[override]
-        from botorch.models import SingleTaskGP
-
-        model = SingleTaskGP(X.double(), Y.double())
-        zeros = torch.zeros_like(Y)
-        info = {"fit_seconds": 0.01, "sigma_scale": 2.0, "warm": kw["warm_start"] is not None}
-        return FitResult(model, zeros, zeros, {}, info)
-
-
-@pytest.fixture
-def toy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(SURROGATES, "toy", ToySurrogate)
+#: A tiny ElemNet ensemble: the real family, small enough for a test
+TINY = [
+    "--option", "elemnet-ensemble:size=tiny", "--option", "elemnet-ensemble:members=2",
+    "--option", "elemnet-ensemble:epochs=15", "--option", "elemnet-ensemble:lr=0.001",
+]  # fmt: skip
 
 
 def _run(cli: Cli, out: Path, *args: Any) -> dict[str, Any]:
     return cli.json("benchmark", "surrogate", "--data", SLICE, "-o", out, *args)
 
 
-def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path, toy: None) -> None:
+def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     out = tmp_path / "bench"
-    doc = _run(cli, out, "--model", "mean", "--model", "rf", "--model", "toy", "--folds", "2")
+    doc = _run(
+        cli, out, "--model", "mean", "--model", "rf", "--model", "elemnet-ensemble", *TINY,
+        "--folds", "2",
+    )  # fmt: skip
     assert doc["data"]["rows_used"] == 300 and len(doc["data"]["sha256"]) == 64
     assert doc["folds_run"] == [0, 1] and doc["hardware"]["cores"] >= 1
     models = doc["models"]
-    assert list(models) == ["mean", "rf", "toy"]
+    assert list(models) == ["mean", "rf", "elemnet-ensemble"]
     for r in models.values():
         assert [f["n_train"] + f["n_test"] for f in r["folds"]] == [300, 300]
         assert r["mean"]["pred_per_s"] > 0
@@ -58,13 +44,15 @@ def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path, toy: None) ->
     assert models["mean"]["mean"]["spearman"] is None  # a constant sigma ranks nothing
     assert models["rf"]["mean"]["spearman"] > 0
     # the recalibrated family also gets raw-sigma figures: same errors, other uncertainty
-    toy_fold = models["toy"]["folds"][0]
-    assert toy_fold["metrics_raw"]["mae"] == toy_fold["metrics"]["mae"]
-    assert toy_fold["metrics_raw"]["cov90"] < toy_fold["metrics"]["cov90"]
+    net = models["elemnet-ensemble"]["folds"][0]
+    assert net["sigma_scale"] != 1.0
+    assert net["metrics_raw"]["mae"] == net["metrics"]["mae"]
+    assert net["metrics_raw"]["nll"] != net["metrics"]["nll"]
     assert models["rf"]["folds"][0]["metrics_raw"] is None
     assert json.loads((out / "results.json").read_text())["models"]["rf"] == models["rf"]
     md = (out / "results.md").read_text()
-    assert "| rf |" in md and "| toy [raw sigma] |" in md and "folds 2/2" in md
+    assert "| rf |" in md and "folds 2/2" in md
+    assert "| elemnet-ensemble (size=tiny, members=2, epochs=15, lr=0.001) [raw sigma] |" in md
     for png in ("parity.png", "calibration.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -77,7 +65,7 @@ def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path, toy: None) ->
 @pytest.mark.skipif(
     not os.environ.get("LOOP_TEST_GP"),
     reason="an exact GP on 86 element fractions takes 10-100 s per fit on 2 cores (the toy "
-    "family above covers the registry path); set LOOP_TEST_GP=1 to run it",
+    "ElemNet family above covers the registry path); set LOOP_TEST_GP=1 to run it",
 )
 def test_gp_through_the_registry(tmp_path: Path) -> None:
     doc = _run(
@@ -91,26 +79,24 @@ def test_gp_through_the_registry(tmp_path: Path) -> None:
     assert doc["models"]["gp"]["options"] == {"max_points": 30}
 
 
-def test_pretrained_state_reaches_the_neural_families_only(
-    tmp_path: Path, toy: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen: list[str] = []
-
-    def load_pretrained_state(*, session: Any, name: str) -> dict[str, Any]:
-        seen.append(name)
-        return {"state_dict": {}}
-
-    fake = types.ModuleType("loop.pretrained")
-    fake.load_pretrained_state = load_pretrained_state  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "loop.pretrained", fake)
-    doc = _run(
-        Cli(tmp_path), tmp_path / "pt", "--model", "toy", "--pretrained", "elemnet-oqmd",
+def test_pretrained_state_reaches_the_neural_families_only(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    cli("surrogate", "pretrain", "--data", SLICE, "--name", "mp300", "--option", "size=tiny",
+        "--option", "members=2", "--option", "epochs=5")  # fmt: skip
+    doc = cli.json(
+        "benchmark", "surrogate", "--data", SLICE, "-o", tmp_path / "pt",
+        "--model", "elemnet-ensemble", *TINY, "--model", "mean", "--pretrained", "mp300",
         "--split", "fixed", "--train-size", "50",
     )  # fmt: skip
-    assert seen == ["elemnet-oqmd"]
-    (fold,) = doc["models"]["toy"]["folds"]
-    assert fold["info"]["warm"] is True and fold["info"]["warm_started"] is True
+    (fold,) = doc["models"]["elemnet-ensemble"]["folds"]
+    assert fold["info"]["warm_started"] is True and fold["info"]["warm_start"] is True
     assert fold["n_train"] == 50 and fold["n_test"] == 60
+    err = cli.fails(
+        "benchmark", "surrogate", "--data", SLICE, "-o", tmp_path / "pt2",
+        "--model", "elemnet-ensemble", "--pretrained", "nope",
+    )  # fmt: skip
+    assert "no pretrained model named 'nope'" in err and "mp300" in err
+    assert not (tmp_path / "pt2").exists()
 
 
 def test_drops_are_counted(tmp_path: Path) -> None:
