@@ -10,12 +10,11 @@ the measurement needs no data set. The published reference is ElemNet's 25,000 c
 from __future__ import annotations
 
 import itertools
-import platform
 import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ScreeningResult", "screening_throughput", "hardware"]
+__all__ = ["ScreeningResult", "screening_throughput"]
 
 
 @dataclass(frozen=True)
@@ -46,26 +45,6 @@ class ScreeningResult:
     hardware: str
 
 
-def hardware(device: str) -> str:
-    """A short description of the machine: CPU model and cores, or the GPU."""
-    import os
-
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"1x {torch.cuda.get_device_name(0)}"
-    model = platform.processor() or "CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU cores ({model})"
-
-
 def screening_throughput(
     surrogate: str,
     options: dict[str, Any],
@@ -85,6 +64,7 @@ def screening_throughput(
     """
     import torch
 
+    from loop.benchmark.surrogate import hardware
     from loop.chemspace import ChemicalSpace
     from surrogates import load_builtin, make_surrogate
     from surrogates.featurizers import ELEMNET_ELEMENTS
@@ -94,7 +74,10 @@ def screening_throughput(
     load_builtin()
     sur = make_surrogate(surrogate, options)
     space = ChemicalSpace(
-        tuple(elements), step=step, min_components=1, max_components=max_components
+        tuple(elements),
+        step=step,
+        min_components=1,
+        max_components=min(max_components, len(elements)),
     )
     if space.count < pool_size:
         raise ValueError(
@@ -151,5 +134,5 @@ def screening_throughput(
         per_member_per_second=round(pool_size * members / predict_seconds, 1),
         parameters=sum(p.numel() for p in model.parameters()),
         device=str(dev),
-        hardware=hardware(str(dev)),
+        hardware=hardware(str(dev))["summary"],
     )

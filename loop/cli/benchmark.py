@@ -364,3 +364,67 @@ def _pretrained_state(ctx: typer.Context, name: str) -> dict[str, Any]:
     store = open_store(ctx)
     with store.session_scope() as session:
         return load_pretrained_state(session=session, name=name)
+
+
+@app.command("screen")
+def screen(
+    model: list[str] = typer.Option(
+        ["elemnet-ensemble"], "--model", "-m", help="Surrogate(s) to time (repeatable)."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="MODEL:KEY=VALUE surrogate option (repeatable), e.g. size=full."
+    ),
+    elements: str = typer.Option(
+        "Li,Na,Mg,Fe,Mn,Ni,Co,Ti,O,F,P,S",
+        "--elements",
+        help="Comma-separated elements of the chemical space to enumerate.",
+    ),
+    pool: int = typer.Option(100_000, "--pool", help="Compositions to score."),
+    max_components: int = typer.Option(4, "--max-components", help="Most elements present."),
+    step: float = typer.Option(0.05, "--step", help="Fraction grid step."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: CUDA if any)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Time the posterior mean and sigma of surrogates over a composition pool."""
+    from dataclasses import asdict
+
+    from loop.benchmark.screening import screening_throughput
+    from loop.benchmark.surrogate import check_models, parse_option
+    from loop.errors import LoopError
+
+    opts: dict[str, dict[str, Any]] = {}
+    for text in option:
+        name, key, value = parse_option(text)
+        opts.setdefault(name, {})[key] = value
+    check_models(model, opts)
+    baselines = [m for m in model if m in ("mean", "rf")]
+    if baselines:
+        raise LoopError(
+            f"screening times surrogates that score a pool; {baselines} are benchmark baselines",
+            "use a surrogate such as elemnet-ensemble or elemnet-dropout",
+        )
+    els = [e.strip() for e in elements.split(",") if e.strip()]
+    rows = []
+    for name in model:
+        try:
+            res = screening_throughput(
+                name,
+                opts.get(name, {}),
+                elements=els,
+                pool_size=pool,
+                max_components=max_components,
+                step=step,
+                device=device,
+            )
+        except ValueError as err:
+            raise LoopError(str(err), "change --elements, --step or --pool") from None
+        rows.append(asdict(res))
+        if not as_json:
+            typer.echo(
+                f"{name} {opts.get(name) or ''}: {res.pool:,} compositions in {res.predict_seconds} s "
+                f"= {res.per_second:,.0f}/s ({res.members} members: "
+                f"{res.per_member_per_second:,.0f} member-predictions/s; {res.parameters:,} "
+                f"weights; featurized in {res.featurize_seconds} s) on {res.hardware}"
+            )
+    if as_json:
+        emit_json(rows)

@@ -149,3 +149,18 @@ def test_unknown_model_lists_the_known_ones(tmp_path: Path) -> None:
     assert "unknown model 'xgb'" in err and "known models: mean, rf, " in err and "gp" in err
     err = Cli(tmp_path).fails("benchmark", "surrogate", "--data", tmp_path / "no.csv", "-m", "rf")
     assert "does not exist" in err
+
+
+def test_screen_times_a_composition_pool(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    (row,) = cli.json(
+        "benchmark", "screen", "-m", "elemnet-dropout", "--option", "elemnet-dropout:size=tiny",
+        "--option", "elemnet-dropout:samples=4", "--option", "elemnet-dropout:epochs=1",
+        "--elements", "Li,Fe,O", "--pool", "150", "--step", "0.05", "--device", "cpu",
+    )  # fmt: skip
+    assert row["pool"] == 150 and row["members"] == 4 and row["device"] == "cpu"
+    assert row["per_second"] > 0
+    assert row["per_member_per_second"] == pytest.approx(4 * row["per_second"], rel=0.01)
+    err = cli.fails("benchmark", "screen", "--elements", "Li,O", "--pool", "1000")
+    assert "holds 21 compositions, fewer than the pool of 1,000" in err
+    assert "are benchmark baselines" in cli.fails("benchmark", "screen", "-m", "rf")
