@@ -421,8 +421,8 @@ def screen(
         rows.append(asdict(res))
         if not as_json:
             typer.echo(
-                f"{name} {opts.get(name) or ''}: {res.pool:,} compositions in {res.predict_seconds} s "
-                f"= {res.per_second:,.0f}/s ({res.members} members: "
+                f"{name} {opts.get(name) or ''}: {res.pool:,} compositions in "
+                f"{res.predict_seconds} s = {res.per_second:,.0f}/s ({res.members} members: "
                 f"{res.per_member_per_second:,.0f} member-predictions/s; {res.parameters:,} "
                 f"weights; featurized in {res.featurize_seconds} s) on {res.hardware}"
             )
