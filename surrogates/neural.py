@@ -74,6 +74,7 @@ _COMMON: dict[str, Any] = {
     "cal_fraction": 0.1,
     "calibrate": True,
     "amp": True,
+    "schedule": "plateau",
     "pretrained": None,
 }
 
@@ -121,6 +122,15 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
         num("samples", int, 2, 10000)
     if "dropout" in out:
         num("dropout", float, 0.0, 0.95)
+    if out["schedule"] not in ("plateau", "budget"):
+        raise UnknownSurrogateError(
+            f"option schedule of surrogate '{kind}' must be 'plateau' or 'budget', got "
+            f"{out['schedule']!r}"
+        )
+    if out["schedule"] == "budget" and out["time_budget"] is None:
+        raise UnknownSurrogateError(
+            f"option schedule = 'budget' of surrogate '{kind}' needs time_budget (seconds)"
+        )
     if out["loss"] not in ("mae", "mse"):
         raise UnknownSurrogateError(
             f"option loss of surrogate '{kind}' must be 'mae' or 'mse', got {out['loss']!r}"
@@ -206,6 +216,7 @@ class NeuralSurrogate(Surrogate):
             weight_decay=o["weight_decay"],
             loss=o["loss"],
             amp=bool(o["amp"]),
+            schedule=o["schedule"],
         )
 
     # -- fit ---------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class TrainConfig:
         weight_decay: AdamW decoupled weight decay.
         loss: `mae` (ElemNet's) or `mse`.
         amp: Use bfloat16 autocast when training on CUDA.
+        schedule: `plateau` halves the learning rate after `patience // 3` epochs without a
+            better validation loss; `budget` decays it linearly to 2% over `time_budget` (the
+            near-optimal rule for budgeted training, Li et al. 2020), so a fit uses its whole
+            budget well.
     """
 
     max_epochs: int = 500
@@ -56,6 +60,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     loss: Literal["mae", "mse"] = "mse"
     amp: bool = True
+    schedule: Literal["plateau", "budget"] = "plateau"
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
@@ -72,6 +77,10 @@ class TrainConfig:
             raise ValueError(f"loss must be 'mae' or 'mse', got {self.loss!r}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
+        if self.schedule not in ("plateau", "budget"):
+            raise ValueError(f"schedule must be 'plateau' or 'budget', got {self.schedule!r}")
+        if self.schedule == "budget" and self.time_budget is None:
+            raise ValueError("schedule 'budget' needs a time_budget in seconds")
 
 
 @dataclass(frozen=True)
@@ -140,12 +149,20 @@ def train_network(
     epoch = 0
     train_loss = math.nan
     stopped = "epochs"
+    lr = config.lr
+    lr_patience = max(2, config.patience // 3)
     for epoch in range(1, config.max_epochs + 1):
         net.train()
         perm = torch.randperm(n, generator=gen).to(device)
         total = 0.0
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
+            if config.schedule == "budget":
+                assert config.time_budget is not None
+                frac = (time.perf_counter() - t0) / config.time_budget
+                lr = config.lr * max(0.02, 1.0 - frac)
+                for group in opt.param_groups:
+                    group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = net(X[idx])
@@ -164,6 +181,10 @@ def train_network(
             elif epoch - best_epoch >= config.patience:
                 stopped = "patience"
                 break
+            elif config.schedule == "plateau" and (epoch - best_epoch) % lr_patience == 0:
+                lr = max(lr * 0.5, config.lr * 1e-3)
+                for group in opt.param_groups:
+                    group["lr"] = lr
         else:
             best_epoch = epoch
         if config.time_budget is not None and time.perf_counter() - t0 > config.time_budget:
