@@ -81,3 +81,18 @@ def test_bad_spec_and_strategy_are_refused(tmp_path: Path) -> None:
     assert "unknown benchmark strategy 'gp-magic'" in msg and "gp-qucb" in msg
     msg = cli.fails("benchmark", "campaign", tmp_path / "missing.toml", "-o", tmp_path / "o")
     assert "does not exist" in msg
+
+
+def test_neural_strategies_run_through_the_engine(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    out = tmp_path / "nn"
+    rows = cli.json(
+        "benchmark", "campaign", PEROVSKITE, "-s", "ensemble-qucb,dropout-qucb",
+        "--seeds", "1", "--max-fraction", "0.06", "-o", out,
+    )  # fmt: skip
+    assert {r["strategy"] for r in rows} == {"ensemble-qucb", "dropout-qucb"}
+    doc = json.loads((out / "results.json").read_text())
+    for r in doc["runs"]:
+        n = len(r["order"])
+        assert len(set(r["order"])) == n and 3 <= n <= 6  # at most 6% of 94, none repeated
+        assert len(r["seconds"]) == n - 2  # one model round per experiment after the first two
