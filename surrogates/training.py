@@ -94,6 +94,7 @@ class TrainReport:
         val_loss: Best validation loss, or `None` without a validation split.
         seconds: Wall time.
         stopped: `patience`, `budget` or `epochs`.
+        val_history: Validation loss after each epoch (empty without a validation split).
     """
 
     epochs: int
@@ -102,6 +103,7 @@ class TrainReport:
     val_loss: float | None
     seconds: float
     stopped: str
+    val_history: tuple[float, ...] = ()
 
 
 def _loss_fn(kind: str) -> nn.Module:
@@ -149,6 +151,7 @@ def train_network(
     epoch = 0
     train_loss = math.nan
     stopped = "epochs"
+    history: list[float] = []
     lr = config.lr
     lr_patience = max(2, config.patience // 3)
     for epoch in range(1, config.max_epochs + 1):
@@ -174,6 +177,7 @@ def train_network(
         if has_val:
             assert X_val is not None and y_val is not None
             val = float(loss_fn(predict(net, X_val, device=device), y_val))
+            history.append(val)
             # an improvement must be worth having (0.1%), or slow creep would never stop
             if val < best - max(1e-7, 1e-3 * abs(best) if math.isfinite(best) else 0.0):
                 best, best_epoch = val, epoch
@@ -200,6 +204,7 @@ def train_network(
         val_loss=best if has_val else None,
         seconds=time.perf_counter() - t0,
         stopped=stopped,
+        val_history=tuple(history),
     )
 
 
