@@ -64,7 +64,7 @@ def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(
     not os.environ.get("LOOP_TEST_GP"),
-    reason="an exact GP on 86 element fractions takes 10-100 s per fit on 2 cores (the toy "
+    reason="an exact GP on 86 element fractions takes 10-100 s per fit on 2 cores (the "
     "ElemNet family above covers the registry path); set LOOP_TEST_GP=1 to run it",
 )
 def test_gp_through_the_registry(tmp_path: Path) -> None:
