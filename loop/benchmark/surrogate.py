@@ -33,6 +33,8 @@ __all__ = [
     "known_models",
     "check_models",
     "parse_option",
+    "parse_value",
+    "model_options",
     "hardware",
     "plan_splits",
     "run_surrogate_benchmark",
@@ -58,6 +60,22 @@ def known_models() -> list[str]:
     return [*BUILTIN_MODELS, *sorted(n for n in SURROGATES if n not in BUILTIN_MODELS)]
 
 
+def parse_value(raw: str) -> Any:
+    """An option value as int, float, bool or None when it reads so, else the text."""
+    raw = raw.strip()
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
 def parse_option(text: str) -> tuple[str, str, Any]:
     """`MODEL:KEY=VALUE` -> (model, key, value); values become int, float or bool when they read so.
 
@@ -70,21 +88,16 @@ def parse_option(text: str) -> tuple[str, str, Any]:
         raise LoopError(
             f"--option {text!r} is not MODEL:KEY=VALUE", "write e.g. --option rf:n_estimators=200"
         )
-    raw = raw.strip()
-    value: Any = raw
-    low = raw.lower()
-    if low in ("true", "false"):
-        value = low == "true"
-    elif low in ("none", "null"):
-        value = None
-    else:
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                pass
-    return model.strip(), key.strip(), value
+    return model.strip(), key.strip(), parse_value(raw)
+
+
+def model_options(texts: list[str]) -> dict[str, dict[str, Any]]:
+    """`MODEL:KEY=VALUE` texts gathered per model."""
+    opts: dict[str, dict[str, Any]] = {}
+    for text in texts:
+        model, key, value = parse_option(text)
+        opts.setdefault(model, {})[key] = value
+    return opts
 
 
 def check_models(models: list[str], options: dict[str, dict[str, Any]]) -> None:

@@ -229,7 +229,7 @@ def surrogate(
     from loop.benchmark.surrogate import (
         SurrogateBenchmark,
         check_models,
-        parse_option,
+        model_options,
         plan_splits,
         run_surrogate_benchmark,
     )
@@ -253,10 +253,7 @@ def surrogate(
         raise LoopError(f"unknown --device '{device}'", "use cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise LoopError("--device cuda, but torch sees no CUDA device", "use --device cpu")
-    opts: dict[str, dict[str, Any]] = {}
-    for text in options:
-        model, key, value = parse_option(text)
-        opts.setdefault(model, {})[key] = value
+    opts = model_options(options)
     check_models(list(models), opts)
     bench = SurrogateBenchmark(
         models=tuple(models),
@@ -389,13 +386,10 @@ def screen(
     from dataclasses import asdict
 
     from loop.benchmark.screening import screening_throughput
-    from loop.benchmark.surrogate import check_models, parse_option
+    from loop.benchmark.surrogate import check_models, model_options
     from loop.errors import LoopError
 
-    opts: dict[str, dict[str, Any]] = {}
-    for text in option:
-        name, key, value = parse_option(text)
-        opts.setdefault(name, {})[key] = value
+    opts = model_options(option)
     check_models(model, opts)
     baselines = [m for m in model if m in ("mean", "rf")]
     if baselines:

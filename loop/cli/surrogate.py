@@ -15,13 +15,16 @@ app = typer.Typer(
 
 
 def _options(texts: list[str]) -> dict[str, Any]:
-    from loop.benchmark.surrogate import parse_option
+    from loop.benchmark.surrogate import parse_value
+    from loop.errors import LoopError
 
     out: dict[str, Any] = {}
     for text in texts:
-        # `key=value`, or `model:key=value` as `loop benchmark surrogate` takes it
-        _, key, value = parse_option(text if ":" in text.split("=", 1)[0] else f"m:{text}")
-        out[key] = value
+        key, eq, raw = text.partition("=")
+        if not eq or not key.strip():
+            raise LoopError(f"--option {text!r} is not KEY=VALUE", "write e.g. --option size=small")
+        # `MODEL:KEY=VALUE`, as `loop benchmark surrogate` takes it, works too
+        out[key.split(":", 1)[-1].strip()] = parse_value(raw)
     return out
 
 
