@@ -143,21 +143,55 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
+    def load_layer_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load another MLP's state dict layer by layer, whatever its dropout layout.
 
-def elemnet_config(size: ElemNetSize = "full", *, in_dim: int = 86, out_dim: int = 1) -> MLPConfig:
+        Dropout layers hold no weights but take places in `body`, so the keys of a net with
+        dropout differ from one without; the linear layers are matched in order instead.
+
+        Raises:
+            ValueError: The state has a different number of hidden layers.
+        """
+        src = sorted({int(k.split(".")[1]) for k in state if k.startswith("body.")})
+        dst = [i for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
+        if len(src) != len(dst):
+            raise ValueError(f"state has {len(src)} hidden layers, this network {len(dst)}")
+        mapped = {
+            f"body.{d}.{w}": state[f"body.{s}.{w}"]
+            for s, d in zip(src, dst)
+            for w in ("weight", "bias")
+        }
+        mapped.update({k: v for k, v in state.items() if k.startswith("head.")})
+        self.load_state_dict(mapped)
+
+
+def elemnet_config(
+    size: ElemNetSize = "full",
+    *,
+    in_dim: int = 86,
+    out_dim: int = 1,
+    dropout_scale: float = 1.0,
+) -> MLPConfig:
     """ElemNet's layout; `small` and `tiny` divide every width by 4 and 16.
 
-    The full network has 4,631,361 weights (86 inputs, one output).
+    `dropout_scale` multiplies the published dropout rates (0 turns dropout off). The full
+    network has 4,631,361 weights (86 inputs, one output).
     """
     if size not in _ELEMNET_DIVISOR:
         raise ValueError(f"unknown ElemNet size {size!r}; use one of {', '.join(_ELEMNET_DIVISOR)}")
+    top = max(p for _, _, p in ELEMNET_BLOCKS)
+    if not 0.0 <= dropout_scale < 1.0 / top:
+        raise ValueError(
+            f"dropout_scale must be in [0, {1.0 / top:.3g}) so every rate stays below 1, "
+            f"got {dropout_scale}"
+        )
     div = _ELEMNET_DIVISOR[size]
     widths: list[int] = []
     drops: list[float] = []
     for width, n, p in ELEMNET_BLOCKS:
         for i in range(n):
             widths.append(max(4, width // div))
-            drops.append(p if i == n - 1 else 0.0)
+            drops.append(p * dropout_scale if i == n - 1 else 0.0)
     return MLPConfig(in_dim=in_dim, widths=tuple(widths), dropouts=tuple(drops), out_dim=out_dim)
 
 

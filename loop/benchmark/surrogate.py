@@ -234,6 +234,8 @@ class Prediction:
     predict_seconds: float
     info: dict[str, Any] = field(default_factory=dict)
     y: np.ndarray | None = None
+    #: Other calibration factors the fit computed but did not apply (name -> factor).
+    alt_scales: dict[str, float] = field(default_factory=dict)
 
 
 def _fit_mean(ytr: np.ndarray, n_test: int) -> Prediction:
@@ -281,6 +283,8 @@ def _model_place(model: Any) -> tuple[torch.dtype, torch.device]:
 def _plain(v: Any) -> bool:
     if isinstance(v, (list, tuple)):
         return all(_plain(x) for x in v)
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x) for k, x in v.items())
     return isinstance(v, (int, float, str, bool)) or v is None
 
 
@@ -329,7 +333,16 @@ def _fit_registry(
     scale = float(fit.info.get("sigma_scale", 1.0) or 1.0)
     fit_s = float(fit.info.get("fit_seconds", t1 - t0))
     info["fit_call_seconds"] = round(t1 - t0, 4)
-    return Prediction(np.concatenate(means), np.concatenate(sigmas), scale, fit_s, t2 - t1, info)
+    chosen = fit.info.get("calibration")
+    alt = {
+        str(k): float(v)
+        for k, v in (fit.info.get("sigma_scales") or {}).items()
+        if k != chosen and isinstance(v, (int, float))
+    }
+    info["sigma_scales"] = fit.info.get("sigma_scales") or {}
+    return Prediction(
+        np.concatenate(means), np.concatenate(sigmas), scale, fit_s, t2 - t1, info, alt_scales=alt
+    )
 
 
 def _clean(x: Any) -> Any:
@@ -466,9 +479,15 @@ def run_surrogate_benchmark(
                 "metrics_raw": None,
                 "info": pred.info,
             }
+            raw = pred.sigma / pred.sigma_scale
             if pred.sigma_scale != 1.0:
-                raw = pred.sigma / pred.sigma_scale
                 fold_doc["metrics_raw"] = regression_metrics(yte, pred.mean, raw, LEVELS)
+            # the same predictions under the calibrations the fit computed but did not apply
+            fold_doc["metrics_alt"] = {
+                name: regression_metrics(yte, pred.mean, raw * f, LEVELS)
+                for name, f in sorted(pred.alt_scales.items())
+            }
+            fold_doc["sigma_scale_alt"] = dict(sorted(pred.alt_scales.items()))
             results[m]["folds"].append(fold_doc)
             if sp is splits[0]:
                 pred.y = yte
@@ -480,6 +499,13 @@ def run_surrogate_benchmark(
         folds = r["folds"]
         r["mean"], r["std"] = _summary(folds, "metrics")
         r["mean_raw"], r["std_raw"] = _summary(folds, "metrics_raw")
+        alt_names = sorted({n for f in folds for n in f.get("metrics_alt", {})})
+        r["alt"] = {}
+        for name in alt_names:
+            per = [{"metrics": f["metrics_alt"].get(name)} for f in folds]
+            mean, std = _summary(per, "metrics")
+            scales = [f["sigma_scale_alt"][name] for f in folds if name in f["sigma_scale_alt"]]
+            r["alt"][name] = {"mean": mean, "std": std, "sigma_scale": float(np.mean(scales))}
         for key in ("fit_seconds", "predict_seconds", "pred_per_s", "wall_seconds"):
             vals = [f[key] for f in folds if f[key] is not None]
             r["mean"][key] = float(np.mean(vals)) if vals else None

@@ -66,6 +66,13 @@ def _label(name: str, options: dict[str, Any]) -> str:
     return f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})"
 
 
+def _calibration_name(r: dict[str, Any]) -> str:
+    """' rms' or ' curve': the calibration the model applied, from its first fold's fit info."""
+    folds = r.get("folds") or []
+    name = (folds[0].get("info") or {}).get("calibration") if folds else None
+    return f" {name}" if isinstance(name, str) and name != "none" else ""
+
+
 def summary_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
     """One row per model (and one more with raw sigmas where a model recalibrated), as text.
 
@@ -78,8 +85,13 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
         variants = [("", r["mean"], r["std"])]
         if r.get("mean_raw"):
             scale = _num(r["sigma_scale"], 3)
+            how = _calibration_name(r)
             variants = [
-                (f" [calibrated, x{scale}]", r["mean"], r["std"]),
+                (f" [calibrated{how}, x{scale}]", r["mean"], r["std"]),
+                *(
+                    (f" [calibrated {alt}, x{_num(a['sigma_scale'], 3)}]", a["mean"], a["std"])
+                    for alt, a in sorted((r.get("alt") or {}).items())
+                ),
                 (" [raw sigma]", r["mean_raw"], r["std_raw"]),
             ]
         for suffix, mean, std in variants:
@@ -125,7 +137,10 @@ def surrogate_markdown(doc: dict[str, Any]) -> str:
         "Metrics are the mean ± std over folds. Miscal. area: mean |observed - expected| "
         "proportion inside central Gaussian intervals (Tran et al. 2020); NLL: mean Gaussian "
         "negative log-likelihood; Spearman: rank correlation of |error| with sigma; cov90: "
-        "fraction inside the 90% interval. Raw-sigma rows undo the model's recalibration. "
+        "fraction inside the 90% interval. Calibrated rows multiply sigma by a factor fitted on "
+        "the model's own held-out rows: rms = sqrt(mean z^2) (Gaussian maximum likelihood), "
+        "curve = the factor with the least held-out miscalibration area; the model applies the "
+        "first row's, the others are shown for comparison. Raw-sigma rows undo it. "
         "fit s and pred/s of rf include computing its descriptors from the element fractions.",
         "",
         "| " + " | ".join(h for h, _ in COLUMNS) + " |",

@@ -49,10 +49,17 @@ def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path) -> None:
     assert net["metrics_raw"]["mae"] == net["metrics"]["mae"]
     assert net["metrics_raw"]["nll"] != net["metrics"]["nll"]
     assert models["rf"]["folds"][0]["metrics_raw"] is None
+    # the calibration the fit did not apply is scored too, on the same predictions
+    assert net["info"]["calibration"] == "rms"
+    assert set(net["metrics_alt"]) == {"curve"}
+    assert net["metrics_alt"]["curve"]["mae"] == net["metrics"]["mae"]
+    assert net["sigma_scale_alt"]["curve"] == net["info"]["sigma_scales"]["curve"]
+    assert "curve" in models["elemnet-ensemble"]["alt"]
     assert json.loads((out / "results.json").read_text())["models"]["rf"] == models["rf"]
     md = (out / "results.md").read_text()
     assert "| rf |" in md and "folds 2/2" in md
     assert "| elemnet-ensemble (size=tiny, members=2, epochs=15, lr=0.001) [raw sigma] |" in md
+    assert "[calibrated rms, x" in md and "[calibrated curve, x" in md
     for png in ("parity.png", "calibration.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

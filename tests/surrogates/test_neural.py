@@ -171,3 +171,85 @@ def test_bad_options_name_the_option() -> None:
         make_surrogate("elemnet-ensemble", {"size": "huge"})
     with pytest.raises(UnknownSurrogateError, match="lr"):
         make_surrogate("mc-dropout", {"lr": -1})
+
+
+def test_elemnet_dropout_follows_size_family_and_option() -> None:
+    from surrogates.nets import ELEMNET_BLOCKS, elemnet_config
+
+    published = [p for _, n, p in ELEMNET_BLOCKS for i in range(n) if i == n - 1 and p > 0]
+    assert [p for p in elemnet_config("full").dropouts if p > 0] == published
+    half = elemnet_config("small", dropout_scale=0.5).dropouts
+    assert [p for p in half if p > 0] == [p / 2 for p in published]
+    assert not any(elemnet_config("small", dropout_scale=0.0).dropouts)
+    with pytest.raises(ValueError, match="dropout_scale"):
+        elemnet_config("full", dropout_scale=4.0)
+
+    def arch(name: str, **opts: object) -> tuple[float, ...]:
+        sur = make_surrogate(name, opts)
+        return sur._arch(len(ELEMNET_ELEMENTS), 1).dropouts
+
+    # the published rates at full size; at the narrow sizes ensemble members train without
+    # dropout (it cost accuracy there) while MC dropout keeps some, since it is its uncertainty
+    assert arch("elemnet-ensemble", size="full") == elemnet_config("full").dropouts
+    assert not any(arch("elemnet-ensemble", size="small"))
+    assert any(arch("elemnet-dropout", size="small"))
+    assert (
+        arch("elemnet-ensemble", size="small", dropout_scale=1.0)
+        == elemnet_config("small").dropouts
+    )
+    with pytest.raises(UnknownSurrogateError, match="dropout_scale"):
+        make_surrogate("elemnet-dropout", {"dropout_scale": 5})
+
+
+def test_mc_dropout_fine_tunes_from_an_ensemble_without_dropout() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.rand(40, 3, generator=g, dtype=torch.double)
+    X = w / w.sum(-1, keepdim=True)
+    Y = (X[:, :1] - 2 * X[:, 2:]).double()
+    names = ["Fe", "Ni", "O"]
+    base = make_surrogate("elemnet-ensemble", {"size": "tiny", "members": 2, "epochs": 10})
+    pre = base.fit(X, Y, bounds=_bounds(3), seed=0, input_names=names)
+    assert not any(pre.info["arch"]["dropouts"])
+    mcd = make_surrogate("elemnet-dropout", {"size": "tiny", "samples": 4, "epochs": 10})
+    fit = mcd.fit(X, Y, bounds=_bounds(3), seed=0, input_names=names, warm_start=pre.state)
+    assert fit.info["warm_start"] is True and any(fit.info["arch"]["dropouts"])
+    assert float(fit.model.posterior(X[:5]).variance.min()) > 0
+
+
+def test_calibration_factors_fit_gaussian_and_heavy_tailed_errors() -> None:
+    from loop.benchmark.uq_metrics import miscalibration_area
+    from surrogates.neural import calibration_factors
+
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    sd = torch.full((n, 1), 0.5)
+    # Gaussian errors twice as large as claimed: both factors find 2
+    err = 2 * 0.5 * torch.randn(n, 1, generator=g)
+    f = calibration_factors(err, torch.zeros(n, 1), sd)
+    assert float(f["rms"]) == pytest.approx(2.0, rel=0.03)
+    assert float(f["curve"]) == pytest.approx(2.0, rel=0.05)
+    # Student-t (3 dof) errors: the tails inflate the rms factor; the curve factor is smaller
+    # and leaves the smaller miscalibration area on the same points
+    torch.manual_seed(1)
+    t = torch.distributions.StudentT(3.0).sample((n, 1))
+    f = calibration_factors(t, torch.zeros(n, 1), sd)
+    assert float(f["curve"]) < 0.8 * float(f["rms"])
+    zero = torch.zeros(n)
+    area_rms = miscalibration_area(t[:, 0], zero, (sd * f["rms"])[:, 0])
+    area_curve = miscalibration_area(t[:, 0], zero, (sd * f["curve"])[:, 0])
+    assert area_curve < 0.5 * area_rms
+
+
+def test_calibrate_option_picks_the_applied_factor() -> None:
+    X, Y = _data(n=40)
+    fit = make_surrogate("ensemble", {**FAST, "members": 3, "calibrate": "curve"}).fit(
+        X, Y, bounds=_bounds(3), seed=0
+    )
+    assert fit.info["calibration"] == "curve"
+    assert fit.info["sigma_scale"] == pytest.approx(fit.info["sigma_scales"]["curve"], rel=1e-5)
+    off = make_surrogate("ensemble", {**FAST, "members": 3, "calibrate": False}).fit(
+        X, Y, bounds=_bounds(3), seed=0
+    )
+    assert off.info["calibration"] == "none" and off.info["sigma_scale"] == 1.0
+    with pytest.raises(UnknownSurrogateError, match="calibrate"):
+        make_surrogate("ensemble", {"calibrate": "isotonic"})
