@@ -15,9 +15,12 @@ columns, or all 86 of `ELEMNET_ELEMENTS`). Every fit:
    `CAL_MIN_ROWS` rows, ensemble members are cross-fitted (member `k` validates on fold `k`, so
    every row gets an out-of-fold prediction) and MC dropout holds out a validation split; with
    more, a calibration split of `cal_fraction` is set aside that no network sees;
-3. recalibrates the spread with one variance factor per output,
-   `s = sqrt(mean(((y - mu) / sigma)^2))` over the held-out rows (at least `MIN_CAL_POINTS`),
-   and stores it with the fit.
+3. recalibrates the spread with one factor per output fitted on the held-out rows (at least
+   `MIN_CAL_POINTS`): by default (`calibrate = "curve"`) the factor with the least
+   miscalibration area, or (`"rms"`) `s = sqrt(mean(((y - mu) / sigma)^2))`; both are stored
+   with the fit. Errors of composition models are heavy-tailed, and the rms factor then widens
+   every interval to cover the tails (OQMD, ElemNet ensemble: miscalibration area 0.19 with
+   it, 0.03 with the curve factor, 0.10 raw).
 
 Warm start: given an earlier fit's state (`warm_start`), the networks start from its weights; the
 output layer is first refitted by least squares to the new targets (which also turns a model
@@ -72,7 +75,7 @@ _COMMON: dict[str, Any] = {
     "loss": "mse",
     "val_fraction": 0.1,
     "cal_fraction": 0.1,
-    "calibrate": True,
+    "calibrate": "curve",
     "amp": True,
     "schedule": "plateau",
     "pretrained": None,

@@ -50,11 +50,11 @@ def test_mean_rf_and_a_registry_family_on_300_rows(tmp_path: Path) -> None:
     assert net["metrics_raw"]["nll"] != net["metrics"]["nll"]
     assert models["rf"]["folds"][0]["metrics_raw"] is None
     # the calibration the fit did not apply is scored too, on the same predictions
-    assert net["info"]["calibration"] == "rms"
-    assert set(net["metrics_alt"]) == {"curve"}
-    assert net["metrics_alt"]["curve"]["mae"] == net["metrics"]["mae"]
-    assert net["sigma_scale_alt"]["curve"] == net["info"]["sigma_scales"]["curve"]
-    assert "curve" in models["elemnet-ensemble"]["alt"]
+    assert net["info"]["calibration"] == "curve"
+    assert set(net["metrics_alt"]) == {"rms"}
+    assert net["metrics_alt"]["rms"]["mae"] == net["metrics"]["mae"]
+    assert net["sigma_scale_alt"]["rms"] == net["info"]["sigma_scales"]["rms"]
+    assert "rms" in models["elemnet-ensemble"]["alt"]
     assert json.loads((out / "results.json").read_text())["models"]["rf"] == models["rf"]
     md = (out / "results.md").read_text()
     assert "| rf |" in md and "folds 2/2" in md
