@@ -616,7 +616,8 @@ def calibration_factors(
     curve = torch.empty_like(rms)
     for j in range(score.shape[1]):
         srt = score[:, j].double().sort().values
-        med = float(srt[srt.numel() // 2]) / 0.6745 if float(srt[srt.numel() // 2]) > 0 else 1.0
+        mid = float(srt[srt.numel() // 2])
+        med = mid / 0.6745 if mid > 0 else 1.0  # the factor a Gaussian would need
         grid = med * torch.logspace(-1.5, 1.5, 601, dtype=torch.float64)  # `g`
         inside = torch.searchsorted(srt, grid[:, None] * z[None, :], right=True)  # `g x levels`
         area = (inside / srt.numel() - p).abs().mean(1)

@@ -339,7 +339,6 @@ def _fit_registry(
         for k, v in (fit.info.get("sigma_scales") or {}).items()
         if k != chosen and isinstance(v, (int, float))
     }
-    info["sigma_scales"] = fit.info.get("sigma_scales") or {}
     return Prediction(
         np.concatenate(means), np.concatenate(sigmas), scale, fit_s, t2 - t1, info, alt_scales=alt
     )
