@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from acquisition.optimize import optimize_box, optimize_pool
+from acquisition.pool import PoolSelection, UnsupportedPoolAcquisition, select_from_pool
 from acquisition.registry import (
     ACQUISITIONS,
     AcquisitionContext,
@@ -21,4 +22,7 @@ __all__ = [
     "register_acquisition",
     "optimize_box",
     "optimize_pool",
+    "select_from_pool",
+    "PoolSelection",
+    "UnsupportedPoolAcquisition",
 ]

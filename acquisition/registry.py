@@ -28,6 +28,9 @@ __all__ = [
 #: docs/benchmarks.md: beta = 1 reached 80% of the top-5% within half the pool on every seed of
 #: the five Liang et al. sets, where 2 missed on the perovskite set and 0.5 on AutoAM.
 UCB_BETA = 1.0
+#: Measurement noise `explore` assumes for pending points and its own earlier picks, as a
+#: fraction of the measured objective's standard deviation.
+EXPLORE_NOISE = 0.01
 
 
 class UnknownAcquisitionError(ValueError):
@@ -221,3 +224,30 @@ def _feasible(ctx: AcquisitionContext) -> torch.Tensor:
         if hi is not None:
             ok &= ctx.Y[:, j] <= hi
     return ok
+
+
+@register_acquisition("explore", {"mc_samples", "noise"})
+def _explore(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+    from acquisition.explore import qPosteriorVariance
+
+    objective, _ = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    y = ctx.Y[:, 0]
+    spread = float(y.std()) if y.numel() > 1 else 0.0
+    # `noise` is the measurement noise assumed for pending points and earlier picks, as a
+    # fraction of the measured objective's standard deviation
+    noise = (float(options.get("noise", EXPLORE_NOISE)) * (spread if spread > 0 else 1.0)) ** 2
+    return qPosteriorVariance(
+        model=model,
+        sampler=_sampler(model, ctx, options),
+        noise=noise,
+        objective=objective,
+        X_pending=ctx.X_pending,
+    )
+
+
+@register_acquisition("thompson", set())
+def _thompson(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+    from acquisition.explore import ThompsonSampling
+
+    _, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])
+    return ThompsonSampling(model, seed=ctx.seed, X_pending=ctx.X_pending, constraints=constraints)

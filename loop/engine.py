@@ -24,7 +24,7 @@ from acquisition import (
     UnknownAcquisitionError,
     build_acquisition,
     optimize_box,
-    optimize_pool,
+    select_from_pool,
 )
 from db import MeasurementRecord, ModelFitRecord, NewProposal, ProposalRecord, crud
 from loop.errors import BudgetError, LoopError
@@ -50,6 +50,8 @@ __all__ = [
 #: Checkpoints kept per campaign; older ones are deleted (their metadata stays).
 KEEP_CHECKPOINTS = 5
 PENDING = ("proposed", "running")
+#: Pool candidates predicted per model call in a proposal round.
+POOL_CHUNK = 16384
 #: Space-filling points scored to start the gradient search in continuous and mixed spaces.
 RAW_SAMPLES = 512
 
@@ -470,8 +472,29 @@ def choose_from_pool(
     assert space.candidates is not None
     acqf = _acquisition(spec, model, X, Y, X_pending, seed, hint_name)
     choices = space.encode([space.candidates[i] for i in available])
-    idx, values = optimize_pool(acqf, choices, q)
-    return [available[int(i)] for i in idx], values
+    avoid = X if X_pending is None else torch.cat([X, X_pending])
+    keep = distinct_rows(choices, avoid)
+    sel = select_from_pool(
+        acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
+    )
+    return [available[int(keep[i])] for i in sel.indices], sel.values
+
+
+def distinct_rows(choices: torch.Tensor, avoid: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of the rows of `choices` to keep: the first of each set of equal rows, and none
+    equal to a row of `avoid` (measured and pending inputs). Two pool entries with the same
+    encoding (`Fe2O3` and `Fe4O6`) are one experiment to the model."""
+    n = choices.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    rows = choices if avoid is None else torch.cat([avoid.to(choices), choices])
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), rows.shape[0], dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(rows.shape[0]), reduce="amin")
+    offset = rows.shape[0] - n
+    ids = inverse[offset:]
+    keep = first[ids] == torch.arange(offset, rows.shape[0])
+    return torch.nonzero(keep).reshape(-1)
 
 
 def _initial_design(

@@ -1,0 +1,433 @@
+"""Batch selection from large candidate pools on a cached sample matrix.
+
+BoTorch's sequential greedy `optimize_acqf_discrete` evaluates the whole pool through the model
+and the full q-batch Monte Carlo machinery once per pick. For the acquisitions the planner uses,
+a q-batch value is built from per-point, per-sample utilities (log improvement plus log
+feasibility for qLogEI and qLogNEI, the upper-bound term for qUCB) that are then reduced over the
+batch (a smooth or hard maximum) and over the samples (a log-mean or a mean). So the pool is
+predicted once, the per-point utilities are kept as an `S x N` matrix, and each greedy pick only
+re-runs the two reductions over `[candidate, pending..., picks...]`.
+
+Where the samples come from:
+- ensembles and MC dropout (`EnsembleModel`): the members' predictions, each member once. This is
+  exactly what BoTorch computes with a sampler that uses each member once, so the picks are the
+  same as `optimize_acqf_discrete` (see `optimize_pool`, kept as the reference).
+- Gaussian processes: joint posterior samples over the measured points, the pending points and a
+  shortlist of the pool (the candidates with the highest marginal upper bound `mean + 3 sd`,
+  after cheap marginal predictions of the whole pool). No `N x N` covariance is ever formed; the
+  joint covariance is over `n + p + M` points (`M` = `shortlist`, default 1024 or 64 q).
+
+The pool is given as an iterable of encoded chunks, so a pool larger than memory is streamed:
+what is kept is `S` doubles per candidate (and nothing of the inputs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from botorch.acquisition import AcquisitionFunction
+    from botorch.models.model import Model
+
+__all__ = [
+    "PoolSelection",
+    "select_from_pool",
+    "sample_criterion",
+    "greedy_on_utilities",
+    "UnsupportedPoolAcquisition",
+    "DEFAULT_CHUNK",
+]
+
+#: Candidates predicted per model call; bounds the memory of one pass.
+DEFAULT_CHUNK = 16384
+#: Joint posterior samples drawn for a GP over its shortlist.
+GP_SAMPLES = 256
+
+
+class UnsupportedPoolAcquisition(TypeError):
+    """The acquisition function's q-batch value is not built from per-point utilities."""
+
+
+@dataclass
+class SampleCriterion:
+    """How an acquisition scores a batch from joint posterior samples.
+
+    Attributes:
+        pointwise: `S x n x m` samples (and the `S x b x m` baseline samples, for NEI) to
+            `S x n` per-point utilities.
+        reduce: `S x c x t` utilities of `c` batches of `t` points to `c` batch values.
+    """
+
+    pointwise: Callable[[torch.Tensor], torch.Tensor]
+    reduce: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PoolSelection:
+    """The picks of one round.
+
+    Attributes:
+        indices: Pool positions (in the order of the chunks) of the `q` picks, in pick order.
+        values: The acquisition value of each pick given the pending points and picks before it.
+        n_pool: Candidates seen.
+        n_scored: Candidates scored by the batch criterion (the GP shortlist, else all).
+        samples: Posterior samples per candidate (members, masks or GP draws).
+    """
+
+    indices: list[int]
+    values: torch.Tensor
+    n_pool: int
+    n_scored: int
+    samples: int
+
+
+def sample_criterion(
+    acqf: AcquisitionFunction, baseline_samples: torch.Tensor | None = None
+) -> SampleCriterion:
+    """The per-point utilities and reductions of a BoTorch acquisition function.
+
+    Supported: `qLogExpectedImprovement`, `qLogNoisyExpectedImprovement` (non-incremental),
+    `qUpperConfidenceBound`, with their objectives and outcome constraints.
+
+    Args:
+        acqf: The acquisition function (its settings: objective, constraints, temperatures).
+        baseline_samples: `S x n x m` samples at `acqf.X_baseline` drawn jointly with the pool's
+            samples (qLogNEI only).
+    """
+    import torch
+    from botorch.acquisition.logei import (
+        qLogExpectedImprovement,
+        qLogNoisyExpectedImprovement,
+    )
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+    from botorch.acquisition.utils import compute_best_feasible_objective
+    from botorch.utils.objective import compute_smoothed_feasibility_indicator
+    from botorch.utils.safe_math import fatmax, log_fatplus, log_softplus, logmeanexp, smooth_amax
+
+    def objective(Z: torch.Tensor) -> torch.Tensor:
+        return acqf.objective(Z, X=None)
+
+    if isinstance(acqf, (qLogExpectedImprovement, qLogNoisyExpectedImprovement)):
+        if isinstance(acqf, qLogNoisyExpectedImprovement):
+            if getattr(acqf, "incremental", False):
+                raise UnsupportedPoolAcquisition(
+                    "qLogNoisyExpectedImprovement with incremental=True drops pending points "
+                    "during greedy selection; build it with incremental=False"
+                )
+            if baseline_samples is None:
+                raise ValueError("qLogNEI needs samples at its X_baseline")
+            best = compute_best_feasible_objective(
+                samples=baseline_samples,
+                obj=objective(baseline_samples),
+                constraints=acqf._constraints,
+                model=acqf.model,
+                objective=acqf.objective,
+                X_baseline=acqf.X_baseline,
+            ).reshape(-1, 1)
+        else:
+            best = acqf.best_f.reshape(-1)
+        clamp = log_fatplus if acqf._fat else log_softplus
+        constraints = acqf._constraints
+
+        def pointwise(Z: torch.Tensor) -> torch.Tensor:
+            u = clamp(objective(Z) - best.to(Z), tau=acqf.tau_relu)
+            if constraints:
+                u = u + compute_smoothed_feasibility_indicator(
+                    constraints=constraints, samples=Z, eta=acqf._eta, log=True, fat=acqf._fat
+                )
+            return u
+
+        q_max = fatmax if acqf._fat else smooth_amax
+
+        def reduce(A: torch.Tensor) -> torch.Tensor:
+            return logmeanexp(q_max(A, dim=-1, tau=acqf.tau_max), dim=0)
+
+        return SampleCriterion(pointwise, reduce)
+
+    if isinstance(acqf, qUpperConfidenceBound):
+        if acqf._constraints:
+            raise UnsupportedPoolAcquisition("qUCB takes constraints through its objective")
+        beta_prime = float(acqf.beta_prime)
+
+        def ucb_pointwise(Z: torch.Tensor) -> torch.Tensor:
+            obj = objective(Z)
+            mean = obj.mean(dim=0)
+            return mean + beta_prime * (obj - mean).abs()
+
+        def ucb_reduce(A: torch.Tensor) -> torch.Tensor:
+            return A.amax(dim=-1).mean(dim=0)
+
+        return SampleCriterion(ucb_pointwise, ucb_reduce)
+
+    raise UnsupportedPoolAcquisition(
+        f"{type(acqf).__name__} has no cached-sample pool path; use optimize_pool"
+    )
+
+
+def greedy_on_utilities(
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    A: torch.Tensor,
+    q: int,
+    *,
+    fixed: torch.Tensor | None = None,
+    eligible: torch.Tensor | None = None,
+    chunk: int = 65536,
+) -> tuple[list[int], torch.Tensor]:
+    """Sequential greedy batch on an `S x N` utility matrix.
+
+    Pick `j` maximizes `reduce([a_c, fixed..., picks...])` over the candidates `c` not yet
+    picked, as `optimize_acqf_discrete` does. Exact ties (common for qUCB on a few ensemble
+    members, where once a member's maximum is in the batch many candidates add nothing) go to
+    the candidate with the best value on its own; `optimize_acqf_discrete` takes the first in
+    pool order there.
+
+    Args:
+        reduce: `S x c x t` utilities to `c` batch values.
+        A: `S x N` utilities of the candidates.
+        fixed: `S x p` utilities of the pending points (part of every batch).
+        eligible: `N` booleans; only these may be picked (default all).
+
+    Returns:
+        The `q` picked columns and their values.
+    """
+    import torch
+
+    S, N = A.shape
+    taken = torch.zeros(N, dtype=torch.bool) if eligible is None else ~eligible.clone()
+    ctx = fixed if fixed is not None else A.new_zeros(S, 0)
+    picks: list[int] = []
+    values: list[float] = []
+    for _ in range(q):
+        best = (-math.inf, -math.inf)  # (batch value, own value) of the best so far
+        best_i = -1
+        t = ctx.shape[1]
+        for lo in range(0, N, chunk):
+            a = A[:, lo : lo + chunk]
+            b = a.shape[1]
+            batch = torch.cat([a.unsqueeze(-1), ctx.unsqueeze(1).expand(S, b, t)], dim=-1)
+            v = reduce(batch).masked_fill(taken[lo : lo + b], -math.inf)
+            top = float(v.max())
+            if top == -math.inf or top < best[0]:
+                continue
+            ties = torch.nonzero(v == top).reshape(-1)
+            i = int(ties[0])
+            if ties.numel() > 1:
+                # several candidates add the same to the batch (qUCB once one sample's maximum
+                # is set, say): take the best on its own rather than the first in pool order
+                own = reduce(a[:, ties].unsqueeze(-1))
+                i = int(ties[int(torch.argmax(own))])
+            own_i = float(reduce(a[:, i : i + 1].unsqueeze(-1))) if top == best[0] else -math.inf
+            if top > best[0] or own_i > best[1]:
+                best = (top, float(reduce(a[:, i : i + 1].unsqueeze(-1))))
+                best_i = lo + i
+        if best_i < 0:
+            break  # nothing left to pick
+        picks.append(best_i)
+        values.append(best[0])
+        taken[best_i] = True
+        ctx = torch.cat([ctx, A[:, best_i : best_i + 1]], dim=1)
+    return picks, torch.tensor(values, dtype=A.dtype)
+
+
+def _is_ensemble(model: Model) -> bool:
+    from botorch.models.ensemble import EnsembleModel
+
+    return isinstance(model, EnsembleModel)
+
+
+def member_samples(model: Model, X: torch.Tensor) -> torch.Tensor:
+    """`K x n x m` member predictions of an ensemble model at `n x d` inputs (float64)."""
+    import torch
+
+    with torch.no_grad():
+        return model(X.double()).double()
+
+
+def select_from_pool(
+    acqf: AcquisitionFunction,
+    model: Model,
+    chunks: Iterable[torch.Tensor],
+    q: int,
+    *,
+    X_pending: torch.Tensor | None = None,
+    shortlist: int | None = None,
+    seed: int = 0,
+) -> PoolSelection:
+    """Pick `q` candidates from a streamed pool by sequential greedy on cached samples.
+
+    Args:
+        acqf: qLogEI, qLogNEI (non-incremental), qUCB, `qPosteriorVariance` or
+            `ThompsonSampling`; its own `X_pending` is ignored in favour of `X_pending` here.
+        model: The model `acqf` was built on.
+        chunks: The pool as encoded `b x d` chunks, in order.
+        q: Batch size.
+        X_pending: `p x d` inputs proposed but not measured (they share every batch).
+        shortlist: GP only: candidates scored jointly (default `max(1024, 64 q)`).
+        seed: Seed of the GP's joint samples.
+    """
+    import torch
+
+    from acquisition.explore import ThompsonSampling, qPosteriorVariance
+
+    if isinstance(acqf, qPosteriorVariance):
+        kind = "explore"
+    elif isinstance(acqf, ThompsonSampling):
+        kind = "thompson"
+    else:
+        kind = "mc"
+        _check_supported(acqf)
+    Xb = _baseline(acqf) if kind == "mc" else None
+    if _is_ensemble(model):
+        Zb = member_samples(model, Xb) if Xb is not None else None
+        Zp = member_samples(model, X_pending) if X_pending is not None else None
+        index = None
+        transform = _transform(acqf, kind, Zb)
+        parts = [transform(member_samples(model, X)) for X in chunks]
+        A = torch.cat(parts, dim=1) if parts else torch.zeros(0, 0, dtype=torch.double)
+        n_pool = A.shape[1]
+    else:
+        score = marginal_sd if kind == "explore" else marginal_upper_bounds
+        index, top_X, n_pool = _shortlist(model, chunks, score, shortlist or max(1024, 64 * q))
+        if n_pool == 0:
+            return PoolSelection([], torch.zeros(0, dtype=torch.double), 0, 0, 0)
+        Zb, Zp, Zc = _joint_samples(model, Xb, X_pending, top_X, seed)
+        transform = _transform(acqf, kind, Zb)
+        A = transform(Zc)
+    q = min(q, A.shape[1])
+    fixed = transform(Zp) if Zp is not None else None
+    if kind == "mc":
+        crit = sample_criterion(acqf, Zb)
+        picks, values = greedy_on_utilities(crit.reduce, A, q, fixed=fixed)
+    elif kind == "explore":
+        from acquisition.explore import residual_variance_greedy
+
+        picks, values = residual_variance_greedy(A, q, noise=acqf.noise, pending=fixed)
+    else:
+        picks, values = _thompson_picks(acqf, A, q)
+    if index is not None:
+        picks = [int(index[i]) for i in picks]
+    return PoolSelection(picks, values, n_pool, A.shape[1], A.shape[0])
+
+
+def _check_supported(acqf: AcquisitionFunction) -> None:
+    from botorch.acquisition.logei import (
+        qLogExpectedImprovement,
+        qLogNoisyExpectedImprovement,
+    )
+    from botorch.acquisition.monte_carlo import qUpperConfidenceBound
+
+    if not isinstance(
+        acqf, (qLogExpectedImprovement, qLogNoisyExpectedImprovement, qUpperConfidenceBound)
+    ):
+        raise UnsupportedPoolAcquisition(
+            f"{type(acqf).__name__} has no cached-sample pool path; use optimize_pool"
+        )
+
+
+def _transform(
+    acqf: AcquisitionFunction, kind: str, Zb: torch.Tensor | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`S x n x m` samples to the `S x n` matrix the greedy step works on."""
+    if kind == "mc":
+        return sample_criterion(acqf, Zb).pointwise
+    if kind == "explore":
+        return lambda Z: acqf.objective(Z, X=None)
+    return acqf.utility  # type: ignore[no-any-return]
+
+
+def _thompson_picks(acqf: AcquisitionFunction, U: torch.Tensor, q: int) -> tuple[list[int], torch.Tensor]:
+    """Slot `k` takes the best candidate not yet picked under sample `sample_index(k)`."""
+    import torch
+
+    S, N = U.shape
+    taken = torch.zeros(N, dtype=torch.bool)
+    picks: list[int] = []
+    values: list[float] = []
+    for j in range(q):
+        k = acqf.sample_index(acqf.slot + j, S)  # type: ignore[operator]
+        u = U[k].masked_fill(taken, -math.inf)
+        i = int(torch.argmax(u))
+        picks.append(i)
+        values.append(float(u[i]))
+        # a candidate equal to the pick under every sample is the same point to this model
+        taken |= (U == U[:, i : i + 1]).all(dim=0)
+    return picks, torch.tensor(values, dtype=U.dtype)
+
+
+def _baseline(acqf: AcquisitionFunction) -> torch.Tensor | None:
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+    if isinstance(acqf, qLogNoisyExpectedImprovement):
+        return acqf.X_baseline
+    return None
+
+
+def marginal_upper_bounds(model: Model, X: torch.Tensor, k: float = 3.0) -> torch.Tensor:
+    """`mean + k sd` of output 0 (the objective) at `n x d` inputs."""
+    import torch
+
+    with torch.no_grad():
+        post = model.posterior(X.double())
+        mean = post.mean[..., 0]
+        sd = post.variance[..., 0].clamp_min(0).sqrt()
+    return mean + k * sd
+
+
+def marginal_sd(model: Model, X: torch.Tensor) -> torch.Tensor:
+    """Posterior standard deviation of output 0 at `n x d` inputs."""
+    import torch
+
+    with torch.no_grad():
+        return model.posterior(X.double()).variance[..., 0].clamp_min(0).sqrt()
+
+
+def _shortlist(
+    model: Model,
+    chunks: Iterable[torch.Tensor],
+    score: Callable[[Model, torch.Tensor], torch.Tensor],
+    M: int,
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """The `M` best candidates by a marginal score, streamed: `(pool indices, inputs, N)`."""
+    import torch
+
+    top_score = torch.empty(0, dtype=torch.double)
+    top_idx = torch.empty(0, dtype=torch.long)
+    top_X: torch.Tensor | None = None
+    n = 0
+    for X in chunks:
+        s = score(model, X)
+        idx = torch.arange(n, n + X.shape[0])
+        n += X.shape[0]
+        sc = torch.cat([top_score, s])
+        allidx = torch.cat([top_idx, idx])
+        allX = X.double() if top_X is None else torch.cat([top_X, X.double()])
+        keep = torch.topk(sc, min(M, sc.numel())).indices
+        keep = keep[torch.argsort(allidx[keep])]  # pool order, so ties break as a full scan
+        top_score, top_idx, top_X = sc[keep], allidx[keep], allX[keep]
+    return top_idx, top_X, n
+
+
+def _joint_samples(
+    model: Model,
+    Xb: torch.Tensor | None,
+    Xp: torch.Tensor | None,
+    Xc: torch.Tensor | None,
+    seed: int,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """Joint posterior samples over baseline, pending and shortlisted points (GP path)."""
+    import torch
+    from botorch.sampling import SobolQMCNormalSampler
+
+    parts = [x for x in (Xb, Xp, Xc) if x is not None]
+    sizes = [x.shape[0] for x in parts]
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([GP_SAMPLES]), seed=seed)
+    with torch.no_grad():
+        Z = sampler(model.posterior(torch.cat(parts).double()))  # S x (b + p + M) x m
+    split = list(Z.split(sizes, dim=1))
+    Zb = split.pop(0) if Xb is not None else None
+    Zp = split.pop(0) if Xp is not None else None
+    return Zb, Zp, split.pop(0)
