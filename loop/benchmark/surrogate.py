@@ -61,9 +61,14 @@ def known_models() -> list[str]:
 
 
 def parse_value(raw: str) -> Any:
-    """An option value as int, float, bool or None when it reads so, else the text."""
+    """An option value as int, float, bool, None or a list of numbers (`[256,256]`) when it reads
+    so, else the text."""
     raw = raw.strip()
     low = raw.lower()
+    if raw.startswith("[") and raw.endswith("]"):
+        items = [parse_value(v) for v in raw[1:-1].split(",") if v.strip()]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return items
     if low in ("true", "false"):
         return low == "true"
     if low in ("none", "null"):

@@ -422,3 +422,129 @@ def screen(
             )
     if as_json:
         emit_json(rows)
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    from loop.errors import LoopError
+
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise LoopError(
+            f"{flag} must be comma-separated whole numbers, got {text!r}", f"e.g. {flag} 1000,10000"
+        ) from None
+    if not values or min(values) < 1:
+        raise LoopError(f"{flag} needs numbers of at least 1, got {text!r}", f"e.g. {flag} 1,8")
+    return values
+
+
+@app.command("propose")
+def propose_bench(
+    space: str = typer.Option(
+        "composition",
+        "--space",
+        help="composition (86 element fractions, OQMD measurements) or box (Hartmann-6).",
+    ),
+    surrogate: str = typer.Option("ensemble", "--surrogate", "-m", help="Surrogate family."),
+    option: list[str] = typer.Option(
+        [], "--option", help="KEY=VALUE surrogate option (repeatable), e.g. members=5."
+    ),
+    acquisition: str = typer.Option("qlognei", "--acquisition", "-a", help="Acquisition name."),
+    pools: str = typer.Option("1000,10000,100000", "--pools", help="Pool sizes."),
+    batches: str = typer.Option("1,8,32", "--batches", help="Batch sizes q."),
+    histories: str = typer.Option("100", "--measurements", help="Measurement counts n."),
+    botorch_max_pool: int = typer.Option(
+        100_000, "--botorch-max-pool", help="Run optimize_acqf_discrete up to this pool size."
+    ),
+    botorch_max_q: int = typer.Option(
+        8, "--botorch-max-q", help="Run optimize_acqf_discrete up to this batch size."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="Composition space: formula,target CSV of measurements (OQMD)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path | None = typer.Option(None, "--out", help="Write results.json and results.md."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Latency of one proposal round against pool size, batch size and history, next to
+    BoTorch's optimize_acqf_discrete on the same acquisition in the same run."""
+    from dataclasses import asdict
+
+    from acquisition import check_acquisition
+    from loop.benchmark.propose import SPACES, describe, propose_latency
+    from loop.benchmark.surrogate import hardware, model_options
+    from loop.errors import LoopError
+
+    if space not in SPACES:
+        raise LoopError(f"unknown --space {space!r}", f"use one of: {', '.join(SPACES)}")
+    if space == "composition" and data is None:
+        raise LoopError(
+            "--space composition needs --data, the measurements' formula,target CSV",
+            "e.g. --data ../shared/data/composition/oqmd_formation_enthalpy/val.csv",
+        )
+    try:
+        check_acquisition(acquisition)
+    except ValueError as err:
+        raise LoopError(str(err), "pick one of the names listed") from None
+    opts = model_options([f"{surrogate}:{o}" for o in option]).get(surrogate, {})
+    from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
+
+    load_builtin()
+    try:
+        make_surrogate(surrogate, opts)
+    except UnknownSurrogateError as err:
+        raise LoopError(str(err), "fix --surrogate or --option") from None
+
+    def progress(row: Any) -> None:
+        if not as_json:
+            typer.echo(describe([row]))
+
+    t0 = time.perf_counter()
+    try:
+        rows = propose_latency(
+            space=space,
+            surrogate=surrogate,
+            options=opts,
+            acquisition=acquisition,
+            pools=_int_list(pools, "--pools"),
+            batches=_int_list(batches, "--batches"),
+            histories=_int_list(histories, "--measurements"),
+            botorch_max_pool=botorch_max_pool,
+            botorch_max_q=botorch_max_q,
+            data=data,
+            seed=seed,
+            progress=progress,
+        )
+    except ValueError as err:
+        raise LoopError(str(err), "use smaller --pools or other --measurements") from None
+    doc = {
+        "command": " ".join(["loop", *sys.argv[1:]]) if sys.argv else "",
+        "hardware": hardware("cpu"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "rows": [asdict(r) for r in rows],
+    }
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(doc, indent=1))
+        (out / "results.md").write_text(_propose_markdown(doc))
+    if as_json:
+        emit_json(doc)
+
+
+def _propose_markdown(doc: dict[str, Any]) -> str:
+    head = (
+        "| space | surrogate | acquisition | n | pool | q | fit s | select s | optimize_acqf_discrete"
+        " s | speed-up | same batch | scored | peak MB |\n|" + "---|" * 13
+    )
+    lines = [f"`{doc['command']}` on {doc['hardware']['summary']}", "", head]
+    for r in doc["rows"]:
+        cells = [
+            r["space"], r["surrogate"], r["acquisition"], r["n"], f"{r['pool']:,}", r["q"],
+            r["fit_seconds"], r["select_seconds"],
+            "-" if r["botorch_seconds"] is None else r["botorch_seconds"],
+            "-" if r["speedup"] is None else f"{r['speedup']}x",
+            "-" if r["same_batch"] is None else ("yes" if r["same_batch"] else "no"),
+            f"{r['scored']:,}", f"{r['max_rss_mb']:.0f}",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
