@@ -139,6 +139,7 @@ def residual_variance_greedy(
     noise: float,
     pending: torch.Tensor | None = None,
     eligible: torch.Tensor | None = None,
+    keys: torch.Tensor | None = None,
 ) -> tuple[list[int], torch.Tensor]:
     """Greedy `qPosteriorVariance` on an `S x N` matrix of objective samples.
 
@@ -146,9 +147,8 @@ def residual_variance_greedy(
     variance left at every candidate after conditioning on a set `P` is `d_c^T W d_c` with
     `W = (I + D_P D_P^T / noise)^-1`, updated by Sherman-Morrison per pick: `O(S^2 N)` per pick,
     `O(S N)` memory. A few members span few directions: once no residual is above `noise` the
-    conditioning restarts from the marginal variances. Candidates whose samples match a pick's
-    (squared distance below `1e-6` of the largest variance) are left out, so the batch holds no
-    duplicates even then.
+    conditioning restarts from the marginal variances; candidates with a pick's input `keys` are
+    left out, so the batch holds no duplicates even then.
 
     Args:
         O: `S x N` objective samples of the candidates.
@@ -156,6 +156,7 @@ def residual_variance_greedy(
         noise: Variance added on the diagonal.
         pending: `S x p` objective samples of pending points (conditioned on first).
         eligible: `N` booleans; only these may be picked.
+        keys: `N` row keys (`row_keys`); candidates sharing a pick's key are not picked again.
 
     Returns:
         Picked columns and `log(residual + noise)` of each.
@@ -177,7 +178,6 @@ def residual_variance_greedy(
         Dp = (pending - pending.mean(dim=0, keepdim=True)) * scale
         for j in range(Dp.shape[1]):
             W = condition(W, Dp[:, j])
-    top = float(marginal.max()) if N else 0.0
     picks: list[int] = []
     values: list[float] = []
     for _ in range(q):
@@ -191,8 +191,8 @@ def residual_variance_greedy(
         i = int(torch.argmax(r))
         picks.append(i)
         values.append(float(torch.log(r[i].clamp_min(0) + noise)))
-        # a candidate whose samples match the pick's is the same point to this model
-        taken |= ((D - D[:, i : i + 1]) ** 2).sum(dim=0) <= 1e-6 * top
         taken[i] = True
+        if keys is not None:
+            taken |= keys == keys[i]
         W = condition(W, D[:, i])
     return picks, torch.tensor(values, dtype=O.dtype)

@@ -40,6 +40,7 @@ __all__ = [
     "greedy_on_utilities",
     "UnsupportedPoolAcquisition",
     "DEFAULT_CHUNK",
+    "distinct_rows",
 ]
 
 #: Candidates predicted per model call; bounds the memory of one pass.
@@ -120,14 +121,19 @@ def sample_criterion(
                 )
             if baseline_samples is None:
                 raise ValueError("qLogNEI needs samples at its X_baseline")
-            best = compute_best_feasible_objective(
-                samples=baseline_samples,
-                obj=objective(baseline_samples),
-                constraints=acqf._constraints,
-                model=acqf.model,
-                objective=acqf.objective,
-                X_baseline=acqf.X_baseline,
-            ).reshape(-1, 1)
+            # when no baseline point is feasible under some sample, BoTorch scores infeasible
+            # points by a lower bound estimated at random points of the global generator: seed
+            # it here so a round is reproducible
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                best = compute_best_feasible_objective(
+                    samples=baseline_samples,
+                    obj=objective(baseline_samples),
+                    constraints=acqf._constraints,
+                    model=acqf.model,
+                    objective=acqf.objective,
+                    X_baseline=acqf.X_baseline,
+                ).reshape(-1, 1)
         else:
             best = acqf.best_f.reshape(-1)
         clamp = log_fatplus if acqf._fat else log_softplus
@@ -175,6 +181,7 @@ def greedy_on_utilities(
     *,
     fixed: torch.Tensor | None = None,
     eligible: torch.Tensor | None = None,
+    keys: torch.Tensor | None = None,
     chunk: int = 65536,
 ) -> tuple[list[int], torch.Tensor]:
     """Sequential greedy batch on an `S x N` utility matrix.
@@ -190,6 +197,7 @@ def greedy_on_utilities(
         A: `S x N` utilities of the candidates.
         fixed: `S x p` utilities of the pending points (part of every batch).
         eligible: `N` booleans; only these may be picked (default all).
+        keys: `N` row keys (`row_keys`); candidates sharing a pick's key are not picked again.
 
     Returns:
         The `q` picked columns and their values.
@@ -229,6 +237,8 @@ def greedy_on_utilities(
         picks.append(best_i)
         values.append(best[0])
         taken[best_i] = True
+        if keys is not None:
+            taken |= keys == keys[best_i]
         ctx = torch.cat([ctx, A[:, best_i : best_i + 1]], dim=1)
     return picks, torch.tensor(values, dtype=A.dtype)
 
@@ -286,14 +296,19 @@ def select_from_pool(
         Zp = member_samples(model, X_pending) if X_pending is not None else None
         index = None
         transform = _transform(acqf, kind, Zb)
-        parts = [transform(member_samples(model, X)) for X in chunks]
+        parts, key_parts = [], []
+        for X in chunks:
+            parts.append(transform(member_samples(model, X)))
+            key_parts.append(row_keys(X))
         A = torch.cat(parts, dim=1) if parts else torch.zeros(0, 0, dtype=torch.double)
+        keys = torch.cat(key_parts) if key_parts else torch.zeros(0, dtype=torch.long)
         n_pool = A.shape[1]
     else:
         score = marginal_sd if kind == "explore" else marginal_upper_bounds
         index, top_X, n_pool = _shortlist(model, chunks, score, shortlist or max(1024, 64 * q))
         if n_pool == 0:
             return PoolSelection([], torch.zeros(0, dtype=torch.double), 0, 0, 0)
+        keys = row_keys(top_X)
         Zb, Zp, Zc = _joint_samples(model, Xb, X_pending, top_X, seed)
         transform = _transform(acqf, kind, Zb)
         A = transform(Zc)
@@ -301,16 +316,48 @@ def select_from_pool(
     fixed = transform(Zp) if Zp is not None else None
     if kind == "mc":
         crit = sample_criterion(acqf, Zb)
-        picks, values = greedy_on_utilities(crit.reduce, A, q, fixed=fixed)
+        picks, values = greedy_on_utilities(crit.reduce, A, q, fixed=fixed, keys=keys)
     elif kind == "explore":
         from acquisition.explore import residual_variance_greedy
 
-        picks, values = residual_variance_greedy(A, q, noise=acqf.noise, pending=fixed)
+        picks, values = residual_variance_greedy(
+            A, q, noise=acqf.noise, pending=fixed, keys=keys
+        )
     else:
-        picks, values = _thompson_picks(acqf, A, q)
+        picks, values = _thompson_picks(acqf, A, q, keys)
     if index is not None:
         picks = [int(index[i]) for i in picks]
     return PoolSelection(picks, values, n_pool, A.shape[1], A.shape[0])
+
+
+def distinct_rows(choices: torch.Tensor, avoid: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of the rows of `choices` to keep: the first of each set of equal rows, and none
+    equal to a row of `avoid` (measured and pending inputs). Two pool entries with the same
+    encoding (`Fe2O3` and `Fe4O6`) are one experiment to the model."""
+    import torch
+
+    n = choices.shape[0]
+    if n == 0:
+        return torch.zeros(0, dtype=torch.long)
+    rows = choices if avoid is None else torch.cat([avoid.to(choices), choices])
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), rows.shape[0], dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(rows.shape[0]), reduce="amin")
+    offset = rows.shape[0] - n
+    ids = inverse[offset:]
+    keep = first[ids] == torch.arange(offset, rows.shape[0])
+    return torch.nonzero(keep).reshape(-1)
+
+
+def row_keys(X: torch.Tensor) -> torch.Tensor:
+    """An `int64` key per row of `X`, equal for equal rows (as float64 bits), whatever the
+    chunking: a weighted sum of the rows' bit patterns in wrapping integer arithmetic."""
+    import torch
+
+    bits = X.double().contiguous().view(torch.int64)
+    g = torch.Generator().manual_seed(12345)
+    w = torch.randint(1, 2**62, (X.shape[-1],), generator=g, dtype=torch.int64) | 1
+    return (bits * w).sum(dim=-1)
 
 
 def _check_supported(acqf: AcquisitionFunction) -> None:
@@ -339,7 +386,9 @@ def _transform(
     return acqf.utility  # type: ignore[no-any-return]
 
 
-def _thompson_picks(acqf: AcquisitionFunction, U: torch.Tensor, q: int) -> tuple[list[int], torch.Tensor]:
+def _thompson_picks(
+    acqf: AcquisitionFunction, U: torch.Tensor, q: int, keys: torch.Tensor
+) -> tuple[list[int], torch.Tensor]:
     """Slot `k` takes the best candidate not yet picked under sample `sample_index(k)`."""
     import torch
 
@@ -353,8 +402,8 @@ def _thompson_picks(acqf: AcquisitionFunction, U: torch.Tensor, q: int) -> tuple
         i = int(torch.argmax(u))
         picks.append(i)
         values.append(float(u[i]))
-        # a candidate equal to the pick under every sample is the same point to this model
-        taken |= (U == U[:, i : i + 1]).all(dim=0)
+        taken[i] = True
+        taken |= keys == keys[i]
     return picks, torch.tensor(values, dtype=U.dtype)
 
 
@@ -408,6 +457,10 @@ def _shortlist(
         keep = torch.topk(sc, min(M, sc.numel())).indices
         keep = keep[torch.argsort(allidx[keep])]  # pool order, so ties break as a full scan
         top_score, top_idx, top_X = sc[keep], allidx[keep], allX[keep]
+    if top_X is not None:
+        # equal inputs would get slightly different joint samples (jitter): keep the first
+        keep = distinct_rows(top_X)
+        top_idx, top_X = top_idx[keep], top_X[keep]
     return top_idx, top_X, n
 
 

@@ -26,6 +26,7 @@ from acquisition import (
     optimize_box,
     select_from_pool,
 )
+from acquisition.pool import distinct_rows
 from db import MeasurementRecord, ModelFitRecord, NewProposal, ProposalRecord, crud
 from loop.errors import BudgetError, LoopError
 from loop.space import DesignSpace
@@ -478,23 +479,6 @@ def choose_from_pool(
         acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
     )
     return [available[int(keep[i])] for i in sel.indices], sel.values
-
-
-def distinct_rows(choices: torch.Tensor, avoid: torch.Tensor | None = None) -> torch.Tensor:
-    """Indices of the rows of `choices` to keep: the first of each set of equal rows, and none
-    equal to a row of `avoid` (measured and pending inputs). Two pool entries with the same
-    encoding (`Fe2O3` and `Fe4O6`) are one experiment to the model."""
-    n = choices.shape[0]
-    if n == 0:
-        return torch.zeros(0, dtype=torch.long)
-    rows = choices if avoid is None else torch.cat([avoid.to(choices), choices])
-    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), rows.shape[0], dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(rows.shape[0]), reduce="amin")
-    offset = rows.shape[0] - n
-    ids = inverse[offset:]
-    keep = first[ids] == torch.arange(offset, rows.shape[0])
-    return torch.nonzero(keep).reshape(-1)
 
 
 def _initial_design(

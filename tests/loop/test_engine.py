@@ -214,3 +214,17 @@ def test_constant_results_fit_and_store_on_every_database(
     with store.session_scope() as s:
         fit = crud.latest_model_fit(session=s, campaign_id=rec.id)
     assert fit is not None and fit.metrics["conductivity"]["r2"] is None
+
+
+@pytest.mark.parametrize("acq", ["explore", "thompson"])
+def test_explore_and_thompson_in_a_mixed_constrained_space(alloy, acq: str) -> None:  # type: ignore[no-untyped-def]
+    store = alloy(f'[model]\nacquisition = "{acq}"\n')
+    _round(store)
+    _round(store)
+    res = _round(store)
+    assert res.strategy == f"gp+{acq}"
+    xs = []
+    for p in res.proposals:
+        _check_feasible(p.params)
+        xs.append((p.params["temperature"], p.params["Fe"], p.params["Ni"], p.params["hours"]))
+    assert len(set(xs)) == len(xs)

@@ -35,9 +35,12 @@ epochs = 20
 """
 
 
-def _campaign(tmp_path: Path, surrogate: str, extra: str, n: int):  # type: ignore[no-untyped-def]
+def _campaign(  # type: ignore[no-untyped-def]
+    tmp_path: Path, surrogate: str, extra: str, n: int, acquisition: str = "qlognei"
+):
     spec = tmp_path / "nio.toml"
-    spec.write_text(SPEC.format(surrogate=surrogate, extra=extra))
+    text = SPEC.format(surrogate=surrogate, extra=extra)
+    spec.write_text(text.replace('acquisition = "qlognei"', f'acquisition = "{acquisition}"'))
     store = open_store(f"sqlite:///{tmp_path / 'n.db'}", artifact_dir=tmp_path / "art")
     with store.session_scope() as s:
         rec = create_campaign(session=s, path=spec)
@@ -93,3 +96,19 @@ def test_next_round_warm_starts_from_the_last_fit(tmp_path: Path) -> None:
     assert b.model_fit is not None and b.model_fit.id != a.model_fit.id
     assert b.model_fit.metrics["warm_start"] is True
     assert b.model_fit.metrics["n_train"] == 12
+
+
+def test_explore_and_thompson_propose_distinct_pool_candidates(tmp_path: Path) -> None:
+    for acq in ("explore", "thompson"):
+        spec_dir = tmp_path / acq
+        spec_dir.mkdir()
+        store = _campaign(spec_dir, "elemnet-ensemble", "members = 3", 10, acquisition=acq)
+        with store.session_scope() as s:
+            a = propose(session=s, name="nio", n=5, artifact_dir=store.artifact_dir, device="cpu")
+        assert a.strategy == f"elemnet-ensemble+{acq}"
+        idx = [p.candidate_idx for p in a.proposals]
+        keys = {tuple(sorted(p.params.items())) for p in a.proposals}
+        assert len(set(idx)) == 5 and len(keys) == 5, (idx, [p.acq_value for p in a.proposals])
+        with store.session_scope() as s:
+            measured = {m.candidate_idx for m in crud.list_measurements(session=s, campaign_id=1)}
+        assert measured.isdisjoint(idx)
