@@ -61,10 +61,14 @@ class SampleCriterion:
         pointwise: `S x n x m` samples (and the `S x b x m` baseline samples, for NEI) to
             `S x n` per-point utilities.
         reduce: `S x c x t` utilities of `c` batches of `t` points to `c` batch values.
+        extend: `(ctx, a)` -> `reduce([a_c, ctx...])` for `S x t` context utilities and `S x b`
+            candidates, without forming the `S x b x (t + 1)` tensor (same value up to rounding);
+            `None` where only `reduce` exists.
     """
 
     pointwise: Callable[[torch.Tensor], torch.Tensor]
     reduce: Callable[[torch.Tensor], torch.Tensor]
+    extend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -152,7 +156,12 @@ def sample_criterion(
         def reduce(A: torch.Tensor) -> torch.Tensor:
             return logmeanexp(q_max(A, dim=-1, tau=acqf.tau_max), dim=0)
 
-        return SampleCriterion(pointwise, reduce)
+        tau = float(acqf.tau_max)
+
+        def extend(ctx: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return logmeanexp(_fatmax_extend(ctx, a, tau), dim=0)
+
+        return SampleCriterion(pointwise, reduce, extend if acqf._fat else None)
 
     if isinstance(acqf, qUpperConfidenceBound):
         if acqf._constraints:
@@ -167,11 +176,46 @@ def sample_criterion(
         def ucb_reduce(A: torch.Tensor) -> torch.Tensor:
             return A.amax(dim=-1).mean(dim=0)
 
-        return SampleCriterion(ucb_pointwise, ucb_reduce)
+        def ucb_extend(ctx: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            if ctx.shape[1] == 0:
+                return a.mean(dim=0)
+            return torch.maximum(a, ctx.amax(dim=1, keepdim=True)).mean(dim=0)
+
+        return SampleCriterion(ucb_pointwise, ucb_reduce, ucb_extend)
 
     raise UnsupportedPoolAcquisition(
         f"{type(acqf).__name__} has no cached-sample pool path; use optimize_pool"
     )
+
+
+def _fatmax_extend(ctx: torch.Tensor, a: torch.Tensor, tau: float) -> torch.Tensor:
+    """BoTorch's `fatmax` over `[a_c, ctx...]` per sample: `S x b` values for `S x t` context.
+
+    With `M` and `P = sum_i pareto((M - x_i) / tau)` of the context, a candidate at or below
+    `M` gives `M + tau log(P + pareto((M - a) / tau))` in O(1); only (sample, candidate) pairs
+    above `M` need the O(t) sum `a + tau log(1 + sum_i pareto((a - x_i) / tau))`.
+    """
+    import torch
+    from botorch.utils.safe_math import ALPHA, _pareto
+
+    if ctx.shape[1] == 0:
+        return a.clone()  # fatmax of one value is the value
+    if not (bool(torch.isfinite(ctx).all()) and bool(torch.isfinite(a).all())):
+        from botorch.utils.safe_math import fatmax
+
+        t = ctx.shape[1]
+        batch = torch.cat([a.unsqueeze(-1), ctx.unsqueeze(1).expand(-1, a.shape[1], t)], -1)
+        return fatmax(batch, dim=-1, tau=tau)
+    M = ctx.amax(dim=1, keepdim=True)  # S x 1
+    P = _pareto((M - ctx) / tau, alpha=ALPHA, check=False).sum(dim=1, keepdim=True)
+    below = a <= M
+    out = M + tau * torch.log(P + _pareto(((M - a) / tau).clamp_min(0), alpha=ALPHA, check=False))
+    if not bool(below.all()):
+        k, c = torch.nonzero(~below, as_tuple=True)
+        v = a[k, c]
+        terms = _pareto((v.unsqueeze(-1) - ctx[k]) / tau, alpha=ALPHA, check=False).sum(-1)
+        out[k, c] = v + tau * torch.log1p(terms)
+    return out
 
 
 def greedy_on_utilities(
@@ -182,6 +226,7 @@ def greedy_on_utilities(
     fixed: torch.Tensor | None = None,
     eligible: torch.Tensor | None = None,
     keys: torch.Tensor | None = None,
+    extend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     chunk: int = 65536,
 ) -> tuple[list[int], torch.Tensor]:
     """Sequential greedy batch on an `S x N` utility matrix.
@@ -216,8 +261,12 @@ def greedy_on_utilities(
         for lo in range(0, N, chunk):
             a = A[:, lo : lo + chunk]
             b = a.shape[1]
-            batch = torch.cat([a.unsqueeze(-1), ctx.unsqueeze(1).expand(S, b, t)], dim=-1)
-            v = reduce(batch).masked_fill(taken[lo : lo + b], -math.inf)
+            if extend is not None:
+                v = extend(ctx, a)
+            else:
+                batch = torch.cat([a.unsqueeze(-1), ctx.unsqueeze(1).expand(S, b, t)], dim=-1)
+                v = reduce(batch)
+            v = v.masked_fill(taken[lo : lo + b], -math.inf)
             top = float(v.max())
             if top == -math.inf or top < best[0]:
                 continue
@@ -316,7 +365,9 @@ def select_from_pool(
     fixed = transform(Zp) if Zp is not None else None
     if kind == "mc":
         crit = sample_criterion(acqf, Zb)
-        picks, values = greedy_on_utilities(crit.reduce, A, q, fixed=fixed, keys=keys)
+        picks, values = greedy_on_utilities(
+            crit.reduce, A, q, fixed=fixed, keys=keys, extend=crit.extend
+        )
     elif kind == "explore":
         from acquisition.explore import residual_variance_greedy
 
