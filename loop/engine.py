@@ -44,6 +44,7 @@ __all__ = [
     "propose",
     "budget_state",
     "choose_from_pool",
+    "choose_in_space",
     "make_campaign_surrogate",
     "KEEP_CHECKPOINTS",
 ]
@@ -311,7 +312,10 @@ def propose(
         )
         reused = False
 
-    X_pending = space.encode([p.params for p in pending + failed]) if pending or failed else None
+    # failed experiments steer later batches away from themselves unless the campaign says only
+    # to exclude them (`[model] failed = "exclude"`); either way they are not proposed again
+    held = pending + (failed if spec.model.failed == "avoid" else [])
+    X_pending = space.encode([p.params for p in held]) if held else None
     if candidates is not None:
         assert available is not None
         picked, values = choose_from_pool(
@@ -325,21 +329,14 @@ def propose(
             q,
             seed=base_seed + batch,
             hint_name=name,
+            X_failed=space.encode([p.params for p in failed]) if failed else None,
         )
         rows = [candidates[i] for i in picked]
         Xq = space.encode(rows)
     else:
-        acqf = _acquisition(spec, fit.model, X, Y, X_pending, base_seed + batch, name)
-        raw = space.encode(space.sobol(RAW_SAMPLES, seed=base_seed + batch))
-        Xq, values = optimize_box(
-            acqf,
-            bounds,
-            q,
-            raw_points=raw,
-            equality_constraints=space.equality_constraints(),
-            categorical_blocks=space.categorical_blocks(),
+        rows, values = choose_in_space(
+            spec, space, fit.model, X, Y, X_pending, q, seed=base_seed + batch, hint_name=name
         )
-        rows = space.decode(Xq)
         picked = [None] * len(rows)  # type: ignore[list-item]
         Xq = space.encode(rows)
     with torch.no_grad():
@@ -439,6 +436,40 @@ def _acquisition(
         ) from None
 
 
+def choose_in_space(
+    spec: CampaignSpec,
+    space: DesignSpace,
+    model: Any,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    X_pending: torch.Tensor | None,
+    q: int,
+    *,
+    seed: int,
+    hint_name: str = "NAME",
+) -> tuple[list[dict[str, Any]], torch.Tensor]:
+    """The model-based step of a continuous or mixed campaign: `q` new parameter rows.
+
+    Gradient ascent from the best of `RAW_SAMPLES` space-filling points, one pick at a time, with
+    the composition equalities and the categorical columns held (`optimize_box`). `loop propose`
+    and `loop benchmark propose --continuous` both call this.
+
+    Returns:
+        The decoded rows (feasible, rounded as the space requires) and their acquisition values.
+    """
+    acqf = _acquisition(spec, model, X, Y, X_pending, seed, hint_name)
+    raw = space.encode(space.sobol(RAW_SAMPLES, seed=seed))
+    Xq, values = optimize_box(
+        acqf,
+        space.bounds(),
+        q,
+        raw_points=raw,
+        equality_constraints=space.equality_constraints(),
+        categorical_blocks=space.categorical_blocks(),
+    )
+    return space.decode(Xq), values
+
+
 def choose_from_pool(
     spec: CampaignSpec,
     space: DesignSpace,
@@ -451,6 +482,7 @@ def choose_from_pool(
     *,
     seed: int,
     hint_name: str = "NAME",
+    X_failed: torch.Tensor | None = None,
 ) -> tuple[list[int], torch.Tensor]:
     """The model-based step of a pool campaign: the next `q` candidates by the spec's acquisition.
 
@@ -466,6 +498,8 @@ def choose_from_pool(
         available: Pool indices that may be chosen (not measured, pending or failed).
         q: Batch size, at most `len(available)`.
         seed: Seed of the acquisition's Monte Carlo sampler.
+        X_failed: Encoded inputs of failed experiments; pool rows equal to them, to a measured or
+            to a pending input are never chosen.
 
     Returns:
         The chosen pool indices and their acquisition values (each given the picks before it).
@@ -473,7 +507,7 @@ def choose_from_pool(
     assert space.candidates is not None
     acqf = _acquisition(spec, model, X, Y, X_pending, seed, hint_name)
     choices = space.encode([space.candidates[i] for i in available])
-    avoid = X if X_pending is None else torch.cat([X, X_pending])
+    avoid = torch.cat([x for x in (X, X_pending, X_failed) if x is not None])
     keep = distinct_rows(choices, avoid)
     sel = select_from_pool(
         acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed

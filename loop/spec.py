@@ -385,6 +385,9 @@ class ModelSpec(_Strict):
     acquisition: str = "qucb"
     surrogate_options: dict[str, Any] = Field(default_factory=dict)
     acquisition_options: dict[str, Any] = Field(default_factory=dict)
+    #: What a failed experiment does to later batches. `avoid`: it joins every batch as a pending
+    #: point, so candidates like it score lower; `exclude`: only it is never proposed again.
+    failed: Literal["avoid", "exclude"] = "avoid"
 
 
 class SimulatorSpec(_Strict):

@@ -13,6 +13,10 @@ Two spaces:
   fraction grid (hypothetical compositions, as in a screening campaign).
 - `box`: the 6-dimensional unit box with the Hartmann-6 function (maximize the negated value), a
   scrambled Sobol pool; the shape of a process-parameter campaign.
+
+`continuous_latency` times the continuous case instead: the same box without a pool, the batch
+found by `loop.engine.choose_in_space` (gradient ascent from the best of 512 Sobol points, what
+`loop propose` runs), the figure Ax reports per proposal for small continuous problems.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProposeTiming", "propose_latency", "SPACES"]
+__all__ = ["ProposeTiming", "ContinuousTiming", "propose_latency", "continuous_latency", "SPACES"]
 
 SPACES = ("composition", "box")
 #: Elements of the composition pool's chemical space (enough for a million compositions).
@@ -40,7 +44,9 @@ class ProposeTiming:
     """One configuration of the latency grid.
 
     Attributes:
-        fit_seconds: Surrogate fit on the `n` measurements.
+        fit_seconds: Surrogate fit on the `n` measurements, from scratch.
+        warm_fit_seconds: The same fit warm-started from a fit without the last 4 measurements
+            (what a campaign's next round costs), or None for `n <= 8`.
         select_seconds: The planner's pool optimizer (prediction of the pool included).
         botorch_seconds: `optimize_acqf_discrete` on the same acquisition, or None when skipped.
         speedup: `botorch_seconds / select_seconds`.
@@ -56,6 +62,7 @@ class ProposeTiming:
     q: int
     n: int
     fit_seconds: float
+    warm_fit_seconds: float | None
     select_seconds: float
     botorch_seconds: float | None
     speedup: float | None
@@ -185,6 +192,14 @@ def propose_latency(
         fit = sur.fit(X, Y, bounds=bounds, seed=seed, input_names=names, device="cpu")
         fit_seconds = time.perf_counter() - t0
         model = fit.model
+        # the refit a campaign does after a few new results: warm start from the fit without them
+        warm_seconds = None
+        if n > 8:
+            prev = sur.fit(X[:-4], Y[:-4], bounds=bounds, seed=seed, input_names=names, device="cpu")
+            t0 = time.perf_counter()
+            sur.fit(X, Y, bounds=bounds, seed=seed, input_names=names, device="cpu",
+                    warm_start=prev.state)  # fmt: skip
+            warm_seconds = round(time.perf_counter() - t0, 3)
         for N in sorted(pools):
             pool_chunks = _first(chunks, N)
             for q in sorted(batches):
@@ -211,6 +226,7 @@ def propose_latency(
                     q=q,
                     n=n,
                     fit_seconds=round(fit_seconds, 3),
+                    warm_fit_seconds=warm_seconds,
                     select_seconds=round(select_seconds, 3),
                     botorch_seconds=None if bt is None else round(bt, 3),
                     speedup=None if bt is None else round(bt / select_seconds, 1),
@@ -223,6 +239,103 @@ def propose_latency(
                 if progress is not None:
                     progress(row)
     return rows
+
+
+@dataclass
+class ContinuousTiming:
+    """One continuous round: fit and batch search timed apart, `repeats` rounds in a row.
+
+    Attributes:
+        fit_seconds: Median surrogate fit over the repeats.
+        select_seconds: Median batch search (`choose_in_space`) over the repeats.
+        round_seconds: Median of fit plus search.
+    """
+
+    surrogate: str
+    acquisition: str
+    d: int
+    n: int
+    q: int
+    repeats: int
+    fit_seconds: float
+    select_seconds: float
+    round_seconds: float
+
+
+def continuous_latency(
+    *,
+    surrogate: str,
+    options: dict[str, Any],
+    acquisition: str,
+    batches: list[int],
+    histories: list[int],
+    repeats: int = 5,
+    seed: int = 0,
+) -> list[ContinuousTiming]:
+    """Fit on `n` Hartmann-6 measurements and search the 6-d box for `q` points, `repeats` times
+    (different measurement draws); medians per `(n, q)`."""
+    import statistics
+
+    import torch
+
+    from loop.engine import choose_in_space
+    from loop.space import DesignSpace
+    from loop.spec import parse_spec
+    from surrogates import load_builtin, make_surrogate
+
+    load_builtin()
+    out = []
+    for n in histories:
+        for q in batches:
+            spec = parse_spec(
+                {
+                    "name": "bench",
+                    "budget": 10**6,
+                    "batch_size": q,
+                    "parameters": [
+                        {"type": "float", "name": f"x{i}", "low": 0.0, "high": 1.0}
+                        for i in range(6)
+                    ],
+                    "objectives": [{"name": "y", "direction": "maximize"}],
+                    "model": {
+                        "surrogate": surrogate,
+                        "acquisition": acquisition,
+                        "surrogate_options": dict(options),
+                    },
+                },
+                "benchmark",
+            )
+            space = DesignSpace(spec, None)
+            fits, sels = [], []
+            for r in range(repeats):
+                g = torch.Generator().manual_seed(seed + r)
+                X = torch.rand(n, 6, generator=g, dtype=torch.double)
+                Y = -_hartmann6(X).unsqueeze(-1)
+                t0 = time.perf_counter()
+                fit = make_surrogate(surrogate, options).fit(
+                    X, Y, bounds=space.bounds(), seed=seed + r, input_names=space.columns
+                )
+                t1 = time.perf_counter()
+                choose_in_space(spec, space, fit.model, X, Y, None, q, seed=seed + r)
+                t2 = time.perf_counter()
+                fits.append(t1 - t0)
+                sels.append(t2 - t1)
+            out.append(
+                ContinuousTiming(
+                    surrogate=surrogate,
+                    acquisition=acquisition,
+                    d=6,
+                    n=n,
+                    q=q,
+                    repeats=repeats,
+                    fit_seconds=round(statistics.median(fits), 3),
+                    select_seconds=round(statistics.median(sels), 3),
+                    round_seconds=round(
+                        statistics.median([a + b for a, b in zip(fits, sels, strict=True)]), 3
+                    ),
+                )
+            )
+    return out
 
 
 def _first(chunks: list[Any], n: int) -> list[Any]:
@@ -248,6 +361,6 @@ def describe(rows: list[ProposeTiming]) -> str:
         )
         lines.append(
             f"{r.space} {r.surrogate} {r.acquisition} n={r.n} pool={r.pool:,} q={r.q}: fit "
-            f"{r.fit_seconds} s, select {r.select_seconds} s, {bt}, peak {r.max_rss_mb:.0f} MB"
+            f"{r.fit_seconds} s (warm {r.warm_fit_seconds} s), select {r.select_seconds} s, {bt}, peak {r.max_rss_mb:.0f} MB"
         )
     return "\n".join(lines)

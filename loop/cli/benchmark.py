@@ -462,6 +462,12 @@ def propose_bench(
     data: Path | None = typer.Option(
         None, "--data", help="Composition space: formula,target CSV of measurements (OQMD)."
     ),
+    continuous: bool = typer.Option(
+        False,
+        "--continuous",
+        help="Time the 6-d continuous box (no pool): fit and gradient search, as loop propose.",
+    ),
+    repeats: int = typer.Option(5, "--repeats", help="Continuous rounds per setting (medians)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Write results.json and results.md."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
@@ -494,6 +500,37 @@ def propose_bench(
         make_surrogate(surrogate, opts)
     except UnknownSurrogateError as err:
         raise LoopError(str(err), "fix --surrogate or --option") from None
+
+    if continuous:
+        from loop.benchmark.propose import continuous_latency
+
+        crow = continuous_latency(
+            surrogate=surrogate,
+            options=opts,
+            acquisition=acquisition,
+            batches=_int_list(batches, "--batches"),
+            histories=_int_list(histories, "--measurements"),
+            repeats=repeats,
+            seed=seed,
+        )
+        cdoc = {
+            "command": " ".join(["loop", *sys.argv[1:]]) if sys.argv else "",
+            "hardware": hardware("cpu"),
+            "continuous": [asdict(r) for r in crow],
+        }
+        for r in crow:
+            if not as_json:
+                typer.echo(
+                    f"continuous d={r.d} {r.surrogate} {r.acquisition} n={r.n} q={r.q}: fit "
+                    f"{r.fit_seconds} s + search {r.select_seconds} s = {r.round_seconds} s "
+                    f"(medians of {r.repeats})"
+                )
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps(cdoc, indent=1))
+        if as_json:
+            emit_json(cdoc)
+        return
 
     def progress(row: Any) -> None:
         if not as_json:
@@ -533,14 +570,15 @@ def propose_bench(
 
 def _propose_markdown(doc: dict[str, Any]) -> str:
     head = (
-        "| space | surrogate | acquisition | n | pool | q | fit s | select s | optimize_acqf_discrete"
-        " s | speed-up | same batch | scored | peak MB |\n|" + "---|" * 13
+        "| space | surrogate | acquisition | n | pool | q | fit s | warm refit s | select s |"
+        " optimize_acqf_discrete s | speed-up | same batch | scored | peak MB |\n|" + "---|" * 14
     )
     lines = [f"`{doc['command']}` on {doc['hardware']['summary']}", "", head]
     for r in doc["rows"]:
         cells = [
             r["space"], r["surrogate"], r["acquisition"], r["n"], f"{r['pool']:,}", r["q"],
-            r["fit_seconds"], r["select_seconds"],
+            r["fit_seconds"], "-" if r.get("warm_fit_seconds") is None else r["warm_fit_seconds"],
+            r["select_seconds"],
             "-" if r["botorch_seconds"] is None else r["botorch_seconds"],
             "-" if r["speedup"] is None else f"{r['speedup']}x",
             "-" if r["same_batch"] is None else ("yes" if r["same_batch"] else "no"),

@@ -174,3 +174,44 @@ def test_unknown_proposal_and_bad_status(store: Store, tmp_path: Path) -> None:
         listed = list_campaign_proposals(session=session, name="tiny", status="proposed")
         assert [q.id for q in listed] == [pid]
         assert list_campaign_proposals(session=session, name="tiny", status="failed") == []
+
+
+LINE = "x\n" + "".join(f"{i / 20:.2f}\n" for i in range(21))
+
+
+def _line(store: Store, tmp_path: Path, failed: str) -> None:
+    (tmp_path / "line.csv").write_text(LINE)
+    spec = tmp_path / f"line-{failed}.toml"
+    spec.write_text(
+        f'name = "line-{failed}"\nbudget = 30\nbatch_size = 1\ninitial_design = 2\n'
+        '[pool]\npath = "line.csv"\ncolumns = ["x"]\n'
+        '[[objectives]]\nname = "f"\ndirection = "maximize"\n'
+        f'[model]\nsurrogate = "gp"\nacquisition = "qlognei"\nfailed = "{failed}"\n'
+    )
+    with store.session_scope() as session:
+        create_campaign(session=session, path=spec)
+    # measured: the two ends and the middle; the objective peaks at x = 0.75
+    rows = [(i + 2, {"x": x, "f": -((x - 0.75) ** 2)}) for i, x in enumerate([0.0, 0.5, 1.0])]
+    with store.session_scope() as session:
+        ingest_rows(session=session, name=f"line-{failed}", rows=rows, source="t")
+
+
+@pytest.mark.parametrize("failed", ["avoid", "exclude"])
+def test_failed_experiments_are_avoided_or_only_excluded(
+    store: Store, tmp_path: Path, failed: str
+) -> None:
+    _line(store, tmp_path, failed)
+    name = f"line-{failed}"
+    with store.session_scope() as session:
+        first = propose(session=session, name=name, n=1, artifact_dir=tmp_path / "art")
+    (p,) = first.proposals
+    _mark(store, p.id, "failed", "furnace tripped")
+    with store.session_scope() as session:
+        second = propose(session=session, name=name, n=1, artifact_dir=tmp_path / "art")
+    (r,) = second.proposals
+    assert r.candidate_idx != p.candidate_idx
+    gap = abs(r.params["x"] - p.params["x"])
+    if failed == "exclude":
+        assert gap <= 0.05 + 1e-9  # the failure says nothing about its neighbour
+    else:
+        assert gap > 0.05 + 1e-9  # a pending-like failure makes its neighbour less attractive

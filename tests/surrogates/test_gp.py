@@ -76,3 +76,25 @@ def test_unknown_surrogate_and_option_list_the_known_ones() -> None:
         assert "max_points" in str(err)
     else:
         raise AssertionError("no error")
+
+
+def test_warm_start_begins_from_the_previous_hyperparameters() -> None:
+    X, Y = _data(40)
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
+    gp = make_surrogate("gp")
+    first = gp.fit(X[:36], Y[:36], bounds=bounds)
+    assert first.info["warm_start"] is False
+    warm = gp.fit(X, Y, bounds=bounds, warm_start=first.state)
+    cold = gp.fit(X, Y, bounds=bounds)
+    assert warm.info["warm_start"] is True
+    # the same optimum from a nearby start: lengthscales and held-out predictions agree
+    ls_w = warm.model.covar_module.lengthscale.detach()
+    ls_c = cold.model.covar_module.lengthscale.detach()
+    assert torch.allclose(ls_w, ls_c, rtol=0.05)
+    assert torch.allclose(warm.heldout_mean, cold.heldout_mean, atol=0.02)
+    # the outcome transform is refitted to the new data, not taken from the old fit
+    assert warm.model.outcome_transform.means.shape == cold.model.outcome_transform.means.shape
+    assert torch.allclose(warm.model.outcome_transform.means, cold.model.outcome_transform.means)
+    # a fit of another shape (three outputs) cannot seed this one
+    other = gp.fit(X, torch.cat([Y, Y, Y], -1), bounds=bounds)
+    assert gp.fit(X, Y, bounds=bounds, warm_start=other.state).info["warm_start"] is False
