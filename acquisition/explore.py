@@ -26,7 +26,8 @@ __all__ = ["qPosteriorVariance", "ThompsonSampling", "residual_variance_greedy"]
 
 
 class qPosteriorVariance(MCAcquisitionFunction):
-    """Joint-entropy exploration: `log det(Cov[f(X), f(P)] + noise I) - log det(Cov[f(P)] + noise I)`.
+    """Joint-entropy exploration: `log det(C[X, P] + noise I) - log det(C[P] + noise I)`, `C` the
+    posterior covariance of the objective over the batch `X` and the pending points `P`.
 
     Args:
         model: Any BoTorch model (ensembles give their members as samples).
@@ -133,7 +134,7 @@ class ThompsonSampling(AcquisitionFunction):
 
 
 def residual_variance_greedy(
-    O: torch.Tensor,
+    samples: torch.Tensor,
     q: int,
     *,
     noise: float,
@@ -151,7 +152,7 @@ def residual_variance_greedy(
     left out, so the batch holds no duplicates even then.
 
     Args:
-        O: `S x N` objective samples of the candidates.
+        samples: `S x N` objective samples of the candidates.
         q: Batch size.
         noise: Variance added on the diagonal.
         pending: `S x p` objective samples of pending points (conditioned on first).
@@ -161,13 +162,13 @@ def residual_variance_greedy(
     Returns:
         Picked columns and `log(residual + noise)` of each.
     """
-    S, N = O.shape
+    S, N = samples.shape
     scale = 1.0 / max(S - 1, 1) ** 0.5
-    mean = O.mean(dim=0, keepdim=True)
-    D = (O - mean) * scale
+    mean = samples.mean(dim=0, keepdim=True)
+    D = (samples - mean) * scale
     marginal = (D * D).sum(dim=0)
     taken = torch.zeros(N, dtype=torch.bool) if eligible is None else ~eligible.clone()
-    W = torch.eye(S, dtype=O.dtype)
+    W = torch.eye(S, dtype=samples.dtype)
 
     def condition(W: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         u = d / noise**0.5
@@ -186,7 +187,7 @@ def residual_variance_greedy(
         r = ((W @ D) * D).sum(dim=0).masked_fill(taken, -torch.inf)
         if float(r.max()) <= noise:
             # nothing left above the noise: the samples' few directions are spent
-            W = torch.eye(S, dtype=O.dtype)
+            W = torch.eye(S, dtype=samples.dtype)
             r = marginal.masked_fill(taken, -torch.inf)
         i = int(torch.argmax(r))
         picks.append(i)
@@ -195,4 +196,4 @@ def residual_variance_greedy(
         if keys is not None:
             taken |= keys == keys[i]
         W = condition(W, D[:, i])
-    return picks, torch.tensor(values, dtype=O.dtype)
+    return picks, torch.tensor(values, dtype=samples.dtype)

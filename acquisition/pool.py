@@ -371,9 +371,7 @@ def select_from_pool(
     elif kind == "explore":
         from acquisition.explore import residual_variance_greedy
 
-        picks, values = residual_variance_greedy(
-            A, q, noise=acqf.noise, pending=fixed, keys=keys
-        )
+        picks, values = residual_variance_greedy(A, q, noise=acqf.noise, pending=fixed, keys=keys)
     else:
         picks, values = _thompson_picks(acqf, A, q, keys)
     if index is not None:
@@ -468,21 +466,70 @@ def _baseline(acqf: AcquisitionFunction) -> torch.Tensor | None:
 
 def marginal_upper_bounds(model: Model, X: torch.Tensor, k: float = 3.0) -> torch.Tensor:
     """`mean + k sd` of output 0 (the objective) at `n x d` inputs."""
+    mean, var = _marginals(model, X)
+    return mean + k * var.clamp_min(0).sqrt()
+
+
+def _marginals(model: Model, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Marginal mean and variance of output 0 at `n x d` inputs.
+
+    A GP's `posterior` over a chunk forms the chunk's joint covariance (or, in t-batch mode,
+    a kernel over the training points and each test point), so exact GPs get the textbook
+    marginals from a cached Cholesky factor instead (`gp_marginals`); other models go through
+    `posterior` one point per t-batch."""
     import torch
 
     with torch.no_grad():
-        post = model.posterior(X.double())
-        mean = post.mean[..., 0]
-        sd = post.variance[..., 0].clamp_min(0).sqrt()
-    return mean + k * sd
+        fast = gp_marginals(model, X)
+        if fast is not None:
+            return fast[0][:, 0], fast[1][:, 0]
+        post = model.posterior(X.double().unsqueeze(-2))  # n x 1 x m
+        return post.mean[..., 0, 0], post.variance[..., 0, 0]
+
+
+def gp_marginals(model: Model, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`n x m` marginal means and variances of a BoTorch `SingleTaskGP` (one or several
+    outputs, input and outcome transforms applied) at `n x d` inputs, in `O(n_train n)` memory:
+    `mean = m(x) + k(x, X) alpha`, `var = k(x, x) - |L^-1 k(X, x)|^2`, latent (no noise), as
+    `posterior` gives. None for other models."""
+    import torch
+    from botorch.models import SingleTaskGP
+
+    if not isinstance(model, SingleTaskGP) or model.training:
+        return None
+    cache = getattr(model, "_loop_marginal_cache", None)
+    Xtr = model.train_inputs[0]
+    if cache is None or cache[0] is not Xtr:
+        ytr = model.train_targets
+        K = model.covar_module(Xtr).to_dense()
+        noise = model.likelihood.noise
+        n = Xtr.shape[-2]
+        noise = noise.expand(*K.shape[:-2], n) if noise.shape[-1] != n else noise
+        K = K + torch.diag_embed(noise.reshape(*K.shape[:-2], n))
+        L = torch.linalg.cholesky(K + 1e-9 * torch.eye(n, dtype=K.dtype))
+        resid = ytr - model.mean_module(Xtr)
+        alpha = torch.cholesky_solve(resid.unsqueeze(-1), L)
+        cache = (Xtr, L, alpha)
+        model._loop_marginal_cache = cache  # type: ignore[attr-defined]
+    _, L, alpha = cache
+    Xt = model.transform_inputs(X.double())
+    if Xtr.dim() == 3:  # several outputs: a batch of GPs over the same inputs
+        Xt = Xt.unsqueeze(0).expand(Xtr.shape[0], *Xt.shape)
+    Ks = model.covar_module(Xtr, Xt).to_dense()  # (m x) n_train x n
+    mean = model.mean_module(Xt) + (Ks * alpha).sum(-2)
+    v = torch.linalg.solve_triangular(L, Ks, upper=False)
+    var = model.covar_module(Xt, diag=True) - (v * v).sum(-2)
+    mean = mean.reshape(-1, X.shape[0]).T  # n x m
+    var = var.reshape(-1, X.shape[0]).T.clamp_min(0)
+    tf = getattr(model, "outcome_transform", None)
+    if tf is not None:
+        mean, var = tf.untransform(mean, var)
+    return mean, var
 
 
 def marginal_sd(model: Model, X: torch.Tensor) -> torch.Tensor:
     """Posterior standard deviation of output 0 at `n x d` inputs."""
-    import torch
-
-    with torch.no_grad():
-        return model.posterior(X.double()).variance[..., 0].clamp_min(0).sqrt()
+    return _marginals(model, X)[1].clamp_min(0).sqrt()
 
 
 def _shortlist(

@@ -246,7 +246,9 @@ def _explore(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> 
 
 
 @register_acquisition("thompson", set())
-def _thompson(model: Model, ctx: AcquisitionContext, options: dict[str, Any]) -> AcquisitionFunction:
+def _thompson(
+    model: Model, ctx: AcquisitionContext, options: dict[str, Any]
+) -> AcquisitionFunction:
     from acquisition.explore import ThompsonSampling
 
     _, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])

@@ -195,7 +195,9 @@ def propose_latency(
         # the refit a campaign does after a few new results: warm start from the fit without them
         warm_seconds = None
         if n > 8:
-            prev = sur.fit(X[:-4], Y[:-4], bounds=bounds, seed=seed, input_names=names, device="cpu")
+            prev = sur.fit(
+                X[:-4], Y[:-4], bounds=bounds, seed=seed, input_names=names, device="cpu"
+            )
             t0 = time.perf_counter()
             sur.fit(X, Y, bounds=bounds, seed=seed, input_names=names, device="cpu",
                     warm_start=prev.state)  # fmt: skip
@@ -361,6 +363,7 @@ def describe(rows: list[ProposeTiming]) -> str:
         )
         lines.append(
             f"{r.space} {r.surrogate} {r.acquisition} n={r.n} pool={r.pool:,} q={r.q}: fit "
-            f"{r.fit_seconds} s (warm {r.warm_fit_seconds} s), select {r.select_seconds} s, {bt}, peak {r.max_rss_mb:.0f} MB"
+            f"{r.fit_seconds} s (warm {r.warm_fit_seconds} s), select {r.select_seconds} s, "
+            f"{bt}, peak {r.max_rss_mb:.0f} MB"
         )
     return "\n".join(lines)

@@ -220,3 +220,22 @@ def test_a_pool_larger_than_one_chunk_streams_in_bounded_memory() -> None:
     assert res["held"] <= 2, res  # the chunk in hand and the one before it, never the pool
     # kept per candidate: 3 members' utilities (24 bytes); the 720 MB pool is never held
     assert res["grew_mb"] < 200, res
+
+
+def test_gp_marginals_match_the_posterior(models: dict[str, object]) -> None:
+    from botorch.models import SingleTaskGP
+
+    from acquisition.pool import gp_marginals
+
+    X, Y, pool, bounds = _data()
+    noisy = (
+        make_surrogate("gp").fit(X, Y, bounds=bounds, Yvar=torch.full_like(Y, 1e-3), seed=0).model
+    )  # fixed, known noise
+    for model in (models["gp"], noisy):
+        assert isinstance(model, SingleTaskGP)
+        mean, var = gp_marginals(model, pool[:50])
+        with torch.no_grad():
+            post = model.posterior(pool[:50].unsqueeze(-2))
+        assert torch.allclose(mean, post.mean[:, 0], atol=1e-6)
+        assert torch.allclose(var, post.variance[:, 0], rtol=1e-4, atol=1e-8)
+    assert gp_marginals(models["ensemble"], pool[:5]) is None
