@@ -581,7 +581,8 @@ def _propose_markdown(doc: dict[str, Any]) -> str:
             r["select_seconds"],
             "-" if r["botorch_seconds"] is None else r["botorch_seconds"],
             "-" if r["speedup"] is None else f"{r['speedup']}x",
-            "-" if r["same_batch"] is None else ("yes" if r["same_batch"] else "no"),
+            "-" if r["same_batch"] is None else ("yes" if r["same_batch"] else
+            f"no ({r.get('batch_value')} vs {r.get('botorch_batch_value')})"),
             f"{r['scored']:,}", f"{r['max_rss_mb']:.0f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
