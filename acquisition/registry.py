@@ -45,8 +45,12 @@ class AcquisitionContext:
         X_baseline: `n x d` measured inputs.
         Y: `n x m` measured outputs (maximization sense for output 0).
         X_pending: `p x d` inputs proposed but not yet measured, or None.
-        constraints: `(output index, lower, upper)` outcome constraints on outputs 1..m-1.
+        constraints: `(output index, lower, upper)` outcome constraints on the outputs after
+            the objectives.
         seed: Seed for Monte Carlo samplers.
+        n_objectives: Outputs `0..k-1` are objectives (maximization sense); the rest constrained.
+        ref_point: Several objectives: the hypervolume reference per objective (maximization
+            sense), `None` entries inferred from the measured front.
     """
 
     X_baseline: torch.Tensor
@@ -54,6 +58,8 @@ class AcquisitionContext:
     X_pending: torch.Tensor | None = None
     constraints: list[tuple[int, float | None, float | None]] = field(default_factory=list)
     seed: int = 0
+    n_objectives: int = 1
+    ref_point: list[float | None] | None = None
 
 
 Builder = Callable[["Model", AcquisitionContext, dict[str, Any]], "AcquisitionFunction"]
@@ -76,11 +82,20 @@ def register_acquisition(
     return deco
 
 
+#: Acquisitions that score several objectives at once.
+MULTI_OBJECTIVE = {"qlognehvi"}
+
+
 def build_acquisition(
     name: str, model: Model, ctx: AcquisitionContext, options: dict[str, Any] | None = None
 ) -> AcquisitionFunction:
     """Build the acquisition function called `name`."""
     check_acquisition(name, options)
+    if ctx.n_objectives > 1 and name not in MULTI_OBJECTIVE:
+        raise UnknownAcquisitionError(
+            f"acquisition '{name}' scores one objective and the campaign has "
+            f"{ctx.n_objectives}; use one of: {', '.join(sorted(MULTI_OBJECTIVE))}"
+        )
     return ACQUISITIONS[name](model, ctx, dict(options or {}))
 
 
@@ -253,3 +268,49 @@ def _thompson(
 
     _, constraints = _objective_and_constraints(ctx, ctx.Y.shape[-1])
     return ThompsonSampling(model, seed=ctx.seed, X_pending=ctx.X_pending, constraints=constraints)
+
+
+@register_acquisition("qlognehvi", {"mc_samples", "prune_baseline"})
+def _qlognehvi(
+    model: Model, ctx: AcquisitionContext, options: dict[str, Any]
+) -> AcquisitionFunction:
+    """Log noisy expected hypervolume improvement over the objectives (outputs `0..k-1`), with
+    outcome constraints as smoothed feasibility weights."""
+    from botorch.acquisition.multi_objective.logei import (
+        qLogNoisyExpectedHypervolumeImprovement,
+    )
+    from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+
+    k = ctx.n_objectives
+    cons: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    for j, lo, hi in ctx.constraints:
+        if hi is not None:
+            cons.append(lambda Z, j=j, hi=hi: Z[..., j] - hi)
+        if lo is not None:
+            cons.append(lambda Z, j=j, lo=lo: lo - Z[..., j])
+    return qLogNoisyExpectedHypervolumeImprovement(
+        model=model,
+        ref_point=reference_point(ctx),
+        X_baseline=ctx.X_baseline,
+        sampler=_sampler(model, ctx, options),
+        objective=IdentityMCMultiOutputObjective(outcomes=list(range(k))),
+        constraints=cons or None,
+        X_pending=ctx.X_pending,
+        prune_baseline=bool(options.get("prune_baseline", True)),
+    )
+
+
+def reference_point(ctx: AcquisitionContext) -> list[float]:
+    """The hypervolume reference (maximization sense): the spec's values where given, else
+    BoTorch's rule on the measured feasible front (its nadir less 10% of its range)."""
+    from botorch.utils.multi_objective.hypervolume import infer_reference_point
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    k = ctx.n_objectives
+    Yo = ctx.Y[:, :k]
+    ok = _feasible(ctx)
+    front = Yo[ok] if bool(ok.any()) else Yo
+    front = front[is_non_dominated(front)]
+    inferred = infer_reference_point(front).tolist()
+    given = ctx.ref_point or [None] * k
+    return [float(g) if g is not None else float(i) for g, i in zip(given, inferred, strict=True)]

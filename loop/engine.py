@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session
 from acquisition import (
     AcquisitionContext,
     UnknownAcquisitionError,
+    UnsupportedPoolAcquisition,
     build_acquisition,
     optimize_box,
+    optimize_pool,
     select_from_pool,
 )
 from acquisition.pool import distinct_rows
@@ -107,10 +109,10 @@ def _data_version(spec: CampaignSpec, ms: list[MeasurementRecord]) -> str:
 def _training_data(
     spec: CampaignSpec, space: DesignSpace, ms: list[MeasurementRecord]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """`n x d` inputs, `n x m` outputs (objective in maximization sense first), optional noise."""
+    """`n x d` inputs, `n x m` outputs (objectives in maximization sense, then constrained
+    outcomes), optional noise."""
     X = space.encode([m.params for m in ms])
-    obj = spec.objectives[0]
-    cols = [[obj.sign * float(m.values[obj.name]) for m in ms]]
+    cols = [[o.sign * float(m.values[o.name]) for m in ms] for o in spec.objectives]
     cols += [[float(m.values[c.name]) for m in ms] for c in spec.constraints]
     Y = torch.tensor(cols, dtype=torch.double).T
     names = spec.outcome_names
@@ -196,14 +198,6 @@ def propose(
     t0 = time.perf_counter()
     rec = crud.get_campaign(session=session, name=name)
     spec = parse_spec(rec.spec, f"campaign '{name}'")
-    if len(spec.objectives) > 1:
-        raise LoopError(
-            f"campaign '{name}' has {len(spec.objectives)} objectives "
-            f"({', '.join(o.name for o in spec.objectives)}); multi-objective proposing is not "
-            "available yet",
-            "keep one objective and turn the others into [[constraints]], or wait for the "
-            "multi-objective engine",
-        )
     if rec.status != "active":
         raise BudgetError(f"campaign '{name}' is {rec.status}", "nothing more will be proposed")
     if n is not None and n < 1:
@@ -346,12 +340,12 @@ def propose(
     for i, row in enumerate(rows):
         preds = {}
         for j, oname in enumerate(spec.outcome_names):
-            sign = spec.objectives[0].sign if j == 0 else 1.0
+            sign = _signs(spec)[j]
             preds[oname] = {"mean": sign * float(mean[i, j]), "std": float(std[i, j])}
         items.append(
             NewProposal(
                 params=row,
-                strategy=f"{surrogate.kind}+{spec.model.acquisition}",
+                strategy=f"{surrogate.kind}+{acquisition_for(spec)[0]}",
                 candidate_idx=picked[i],
                 predictions=preds,
                 acq_value=float(values[i]),
@@ -401,6 +395,23 @@ def _warm_start(
     return None
 
 
+def _signs(spec: CampaignSpec) -> list[float]:
+    """Per output: +1 or -1 to turn stored values into the model's maximization sense."""
+    return [o.sign for o in spec.objectives] + [1.0] * len(spec.constraints)
+
+
+def acquisition_for(spec: CampaignSpec) -> tuple[str, dict[str, Any]]:
+    """The acquisition a round uses: the spec's, except that a campaign with several objectives
+    whose spec names a single-objective acquisition (the default `qucb` included) gets
+    `qlognehvi` with default options."""
+    from acquisition.registry import MULTI_OBJECTIVE
+
+    name = spec.model.acquisition
+    if len(spec.objectives) > 1 and name not in MULTI_OBJECTIVE:
+        return "qlognehvi", {}
+    return name, dict(spec.model.acquisition_options)
+
+
 def make_campaign_surrogate(spec: CampaignSpec, *, hint_name: str = "NAME") -> Surrogate:
     """The surrogate the spec's `[model]` names, or a LoopError saying how to fix the name."""
     load_builtin()
@@ -421,15 +432,19 @@ def _acquisition(
     seed: int,
     hint_name: str,
 ) -> Any:
+    k = len(spec.objectives)
     ctx = AcquisitionContext(
         X_baseline=X,
         Y=Y,
         X_pending=X_pending,
-        constraints=[(j + 1, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
+        constraints=[(k + j, c.lower, c.upper) for j, c in enumerate(spec.constraints)],
         seed=seed,
+        n_objectives=k,
+        ref_point=[None if o.reference is None else o.sign * o.reference for o in spec.objectives],
     )
+    name, options = acquisition_for(spec)
     try:
-        return build_acquisition(spec.model.acquisition, model, ctx, spec.model.acquisition_options)
+        return build_acquisition(name, model, ctx, options)
     except UnknownAcquisitionError as err:
         raise LoopError(
             str(err), f"fix it with `loop campaign update {hint_name} --acquisition qucb`"
@@ -509,9 +524,14 @@ def choose_from_pool(
     choices = space.encode([space.candidates[i] for i in available])
     avoid = torch.cat([x for x in (X, X_pending, X_failed) if x is not None])
     keep = distinct_rows(choices, avoid)
-    sel = select_from_pool(
-        acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
-    )
+    try:
+        sel = select_from_pool(
+            acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
+        )
+    except UnsupportedPoolAcquisition:
+        # hypervolume improvement is not a per-point utility: BoTorch's greedy over the pool
+        idx, values = optimize_pool(acqf, choices[keep], q)
+        return [available[int(keep[int(i)])] for i in idx], values
     return [available[int(keep[i])] for i in sel.indices], sel.values
 
 
@@ -540,7 +560,7 @@ def _store_fit(
     keep_checkpoints: int,
 ) -> ModelFitRecord:
     names = spec.outcome_names
-    signs = [spec.objectives[0].sign] + [1.0] * len(spec.constraints)
+    signs = _signs(spec)
     k = fit.heldout_mean.shape[0]
     if fit.heldout_index is None:  # every row, the newest `k` when the model kept only those
         used = ms[len(ms) - k :]

@@ -337,6 +337,9 @@ class Objective(_Strict):
     name: str
     direction: Literal["maximize", "minimize"] = "maximize"
     unit: str = ""
+    #: Several objectives: the worst value still worth having (the hypervolume's reference
+    #: point); inferred from the measured front when omitted.
+    reference: float | None = None
 
     @field_validator("name")
     @classmethod

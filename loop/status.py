@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from db import crud
 from loop.spec import parse_spec
 
-__all__ = ["campaign_status", "proposal_dict"]
+__all__ = ["campaign_status", "proposal_dict", "pareto_front"]
 
 
 def proposal_dict(p: Any) -> dict[str, Any]:
@@ -28,6 +28,41 @@ def proposal_dict(p: Any) -> dict[str, Any]:
         "lease_owner": p.lease_owner,
         "lease_expires_at": p.lease_expires_at.isoformat() if p.lease_expires_at else None,
     }
+
+
+def pareto_front(spec: Any, ms: list[Any]) -> list[dict[str, Any]]:
+    """The measurements no other feasible measurement beats on every objective (and ties on
+    none), among those meeting every outcome constraint; best first by the first objective."""
+    rows = []
+    for m in ms:
+        if not all(o.name in m.values for o in spec.objectives):
+            continue
+        ok = True
+        for c in spec.constraints:
+            v = m.values.get(c.name)
+            if (
+                v is None
+                or (c.lower is not None and v < c.lower)
+                or (c.upper is not None and v > c.upper)
+            ):
+                ok = False
+        if ok:
+            rows.append((m, [o.sign * float(m.values[o.name]) for o in spec.objectives]))
+
+    def dominated(a: list[float]) -> bool:
+        return any(all(x >= y for x, y in zip(b, a, strict=True)) and b != a for _, b in rows)
+
+    front = [(m, y) for m, y in rows if not dominated(y)]
+    front.sort(key=lambda r: -r[1][0])
+    return [
+        {
+            "measurement": m.id,
+            "proposal": m.proposal_id,
+            "params": m.params,
+            "values": {o.name: m.values[o.name] for o in spec.objectives},
+        }
+        for m, _ in front
+    ]
 
 
 def campaign_status(*, session: Session, name: str) -> dict[str, Any]:
@@ -51,6 +86,7 @@ def campaign_status(*, session: Session, name: str) -> dict[str, Any]:
                 "source": pick.source,
                 "provenance": pick.provenance,
             }
+    front = pareto_front(spec, ms) if len(spec.objectives) > 1 else None
     target = None
     if spec.stop is not None:
         oname = spec.stop.objective or spec.objectives[0].name
@@ -82,6 +118,7 @@ def campaign_status(*, session: Session, name: str) -> dict[str, Any]:
         },
         "measurements": len(ms),
         "best": best,
+        "pareto_front": front,
         "stop": target,
         "last_fit": None
         if fit is None

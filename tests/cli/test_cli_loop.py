@@ -175,13 +175,32 @@ def test_propose_is_reproducible_with_a_seed(tmp_path: Path) -> None:
     assert picks[0] == picks[1]
 
 
-def test_propose_refuses_two_objectives(cli: Cli, tmp_path: Path) -> None:
+def _two_csv(props: list[dict[str, Any]]) -> str:
+    # strength rises with x, and so does cost: every x is a trade-off
+    rows = "".join(f"{p['id']},{p['params']['x']},{p['params']['x'] ** 2 + 0.1}\n" for p in props)
+    return "proposal_id,strength,cost\n" + rows
+
+
+def test_two_objectives_propose_by_hypervolume_and_report_the_front(
+    cli: Cli, tmp_path: Path
+) -> None:
     cli("campaign", "create", _write(tmp_path / "two.toml", TWO_OBJECTIVES))
-    err = cli.fails("propose", "two")
-    assert "campaign 'two' has 2 objectives (strength, cost)" in err
-    assert "multi-objective proposing is not available" in err
-    assert "hint:" in err and "[[constraints]]" in err
-    assert cli.json("status", "two")["budget"]["used"] == 0
+    first = cli.json("propose", "two", "-n", "3")
+    assert first["strategy"] == "sobol"
+    cli("ingest", "two", "-", input=_two_csv(first["proposals"]))
+    second = cli.json("propose", "two", "-n", "2")
+    assert second["strategy"] == "gp+qlognehvi"
+    xs = [p["params"]["x"] for p in second["proposals"]]
+    assert len(set(xs)) == 2 and all(0 <= x <= 1 for x in xs)
+    assert all(set(p["predictions"]) == {"strength", "cost"} for p in second["proposals"])
+    cli("ingest", "two", "-", input=_two_csv(second["proposals"]))
+    status = cli.json("status", "two")
+    front = status["pareto_front"]
+    # every measurement is a trade-off here, so all five are on the front, strongest first
+    assert len(front) == 5
+    strengths = [f["values"]["strength"] for f in front]
+    assert strengths == sorted(strengths, reverse=True)
+    assert cli.json("status", "two")["budget"]["used"] == 5
 
 
 def test_propose_refuses_when_the_budget_is_spent(cli: Cli, tmp_path: Path) -> None:
