@@ -48,6 +48,7 @@ def optimize_box(
     *,
     raw_points: torch.Tensor,
     equality_constraints: list[tuple[torch.Tensor, torch.Tensor, float]] | None = None,
+    inequality_constraints: list[tuple[torch.Tensor, torch.Tensor, float]] | None = None,
     categorical_blocks: list[tuple[int, int]] | None = None,
     num_restarts: int = 4,
     maxiter: int = 100,
@@ -62,6 +63,7 @@ def optimize_box(
         bounds: `2 x d` bounds of the encoding.
         raw_points: `r x d` feasible points to score and start from.
         equality_constraints: BoTorch `(indices, coefficients, rhs)` equalities.
+        inequality_constraints: BoTorch `(indices, coefficients, rhs)`: `sum coef x >= rhs`.
         categorical_blocks: `(start, width)` of each one-hot block.
         num_restarts: Gradient runs per pick, from the best-scoring raw points.
 
@@ -93,6 +95,7 @@ def optimize_box(
                     num_restarts=1,
                     batch_initial_conditions=x0.reshape(1, 1, -1),
                     equality_constraints=equality_constraints or None,
+                    inequality_constraints=inequality_constraints or None,
                     fixed_features=fixed or None,
                     options={"maxiter": maxiter},
                     retry_on_optimization_warning=False,

@@ -480,6 +480,7 @@ def choose_in_space(
         q,
         raw_points=raw,
         equality_constraints=space.equality_constraints(),
+        inequality_constraints=space.inequality_constraints(),
         categorical_blocks=space.categorical_blocks(),
     )
     return space.decode(Xq), values

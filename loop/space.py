@@ -203,6 +203,41 @@ class DesignSpace:
                 out.append((idx, torch.ones(b.width, dtype=torch.double), float(b.param.total)))
         return out
 
+    def _column(self, name: str) -> int:
+        """The encoded column of a float parameter or a composition element."""
+        for b in self._blocks:
+            p = b.param
+            if isinstance(p, CompositionParameter) and name in p.elements:
+                return b.start + p.elements.index(name)
+            if p.name == name:
+                return b.start
+        raise KeyError(name)
+
+    def inequality_constraints(self) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """BoTorch inequality constraints (`sum coef x >= rhs`) of the spec's linear constraints."""
+        import torch
+
+        out = []
+        for lc in self.spec.linear_constraints:
+            idx = torch.tensor([self._column(n) for n in lc.terms])
+            coef = torch.tensor(list(lc.terms.values()), dtype=torch.double)
+            if lc.lower is not None:
+                out.append((idx, coef, float(lc.lower)))
+            if lc.upper is not None:
+                out.append((idx, -coef, -float(lc.upper)))
+        return out
+
+    def meets_linear_constraints(self, row: dict[str, Any], tol: float = 1e-6) -> bool:
+        """Whether a parameter row meets every linear constraint (within `tol` of its scale)."""
+        for lc in self.spec.linear_constraints:
+            v = sum(c * float(row[n]) for n, c in lc.terms.items())
+            scale = tol * max(1.0, sum(abs(c * float(row[n])) for n, c in lc.terms.items()))
+            if lc.lower is not None and v < lc.lower - scale:
+                return False
+            if lc.upper is not None and v > lc.upper + scale:
+                return False
+        return True
+
     def encode(self, rows: list[dict[str, Any]]) -> torch.Tensor:
         """`n x d` encoding of parameter dicts."""
         import torch
@@ -276,16 +311,16 @@ class DesignSpace:
             U = eng.draw(max(n, 8), dtype=torch.double)
             for u in U.tolist():
                 row = self._from_unit(u)
-                if row is not None:
+                if row is not None and self.meets_linear_constraints(row):
                     out.append(row)
                     if len(out) == n:
                         return out
         from loop.errors import LoopError
 
         raise LoopError(
-            f"could not draw {n} points that meet the composition bounds of "
-            f"'{self.spec.name}' (accepted {len(out)})",
-            "loosen the min/max fractions of the composition",
+            f"could not draw {n} points that meet the composition bounds and linear constraints "
+            f"of '{self.spec.name}' (accepted {len(out)})",
+            "loosen the min/max fractions of the composition or the linear_constraints",
         )
 
     def _from_unit(self, u: list[float]) -> dict[str, Any] | None:

@@ -393,6 +393,32 @@ class ModelSpec(_Strict):
     failed: Literal["avoid", "exclude"] = "avoid"
 
 
+class LinearConstraint(_Strict):
+    """`lower <= sum(coefficient * value) <= upper` over float parameters and composition
+    elements, for every proposal of a `[[parameters]]` space (a budget of total heat input,
+    a ceiling on two elements together)."""
+
+    terms: dict[str, float]
+    lower: float | None = None
+    upper: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LinearConstraint:
+        if not self.terms:
+            raise ValueError("terms is empty; give e.g. terms = { Fe = 1.0, Ni = 1.0 }")
+        if self.lower is None and self.upper is None:
+            raise ValueError("give lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"lower {self.lower} is above upper {self.upper}")
+        return self
+
+    def describe(self) -> str:
+        lhs = " + ".join(f"{c:g}*{n}" for n, c in self.terms.items())
+        lo = "" if self.lower is None else f"{self.lower:g} <= "
+        hi = "" if self.upper is None else f" <= {self.upper:g}"
+        return f"{lo}{lhs}{hi}"
+
+
 class SimulatorSpec(_Strict):
     """An oracle that turns proposals into measurements (for demos, tests and benchmarks)."""
 
@@ -410,6 +436,7 @@ class CampaignSpec(_Strict):
     compositions: ChemicalSpaceSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
+    linear_constraints: list[LinearConstraint] = Field(default_factory=list)
     budget: int = Field(gt=0)
     stop: StopRule | None = None
     batch_size: int = Field(default=4, ge=1, le=1000)
@@ -505,6 +532,26 @@ class CampaignSpec(_Strict):
                 )
             if any(isinstance(p, CompositionParameter) for p in self.parameters):
                 raise ValueError("pool campaigns take plain columns, not composition parameters")
+        if self.linear_constraints:
+            if self.pool is not None or self.compositions is not None:
+                raise ValueError(
+                    "linear_constraints apply to [[parameters]] spaces; a pool's candidates are "
+                    "given, so leave the rows that break them out of the pool"
+                )
+            usable: dict[str, str] = {}
+            for p in self.parameters:
+                if isinstance(p, FloatParameter) and not p.log:
+                    usable[p.name] = "float"
+                elif isinstance(p, CompositionParameter):
+                    usable.update({el: "element" for el in p.elements})
+            for i, lc in enumerate(self.linear_constraints):
+                for name in lc.terms:
+                    if name not in usable:
+                        raise ValueError(
+                            f"linear_constraints[{i}] ({lc.describe()}) names '{name}', which is "
+                            "not a float parameter on a linear scale or a composition element; "
+                            f"usable names: {', '.join(sorted(usable)) or '(none)'}"
+                        )
         if self.stop is not None:
             target = self.stop.objective or self.objectives[0].name
             if target not in {o.name for o in self.objectives}:

@@ -228,3 +228,44 @@ def test_explore_and_thompson_in_a_mixed_constrained_space(alloy, acq: str) -> N
         _check_feasible(p.params)
         xs.append((p.params["temperature"], p.params["Fe"], p.params["Ni"], p.params["hours"]))
     assert len(set(xs)) == len(xs)
+
+
+LINEAR = """
+[[linear_constraints]]
+terms = { Ni = 1.0, Co = 1.0 }
+upper = 0.5
+
+[[linear_constraints]]
+terms = { temperature = 1.0, Fe = 1000.0 }
+lower = 900
+upper = 1300
+"""
+
+
+def test_linear_constraints_hold_for_every_proposal(alloy) -> None:  # type: ignore[no-untyped-def]
+    store = alloy(LINEAR)
+    rounds = [_round(store) for _ in range(3)]
+    assert rounds[0].strategy == "sobol" and rounds[2].strategy == "gp+qucb"
+    for r in rounds:
+        for p in r.proposals:
+            _check_feasible(p.params)
+            assert p.params["Ni"] + p.params["Co"] <= 0.5 + 1e-6
+            assert 900 - 1e-3 <= p.params["temperature"] + 1000 * p.params["Fe"] <= 1300 + 1e-3
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        ("[[linear_constraints]]\nterms = { hours = 1.0 }\nupper = 3\n", "names 'hours'"),
+        ("[[linear_constraints]]\nterms = { Fe = 1.0 }\n", "give lower, upper or both"),
+        ("[[linear_constraints]]\nterms = { Fe = 1.0 }\nlower = 2\nupper = 1\n", "above upper"),
+    ],
+)
+def test_linear_constraints_are_checked(extra: str, message: str) -> None:
+    import tomllib
+
+    from loop.errors import LoopError
+
+    raw = tomllib.loads(SPEC.replace("{extra}", extra))
+    with pytest.raises((LoopError, ValueError), match=message):
+        parse_spec(raw, "alloy.toml")
