@@ -86,6 +86,21 @@ def optimize_box(
             k = min(num_restarts, raw_points.shape[0])
             starts = raw_points[scores.topk(k).indices]
             best_x, best_v = None, -float("inf")
+            if not cat_cols:
+                # no one-hot columns to hold per start: one batched L-BFGS run over all starts
+                x, v = optimize_acqf(
+                    acqf,
+                    bounds=bounds,
+                    q=1,
+                    num_restarts=k,
+                    batch_initial_conditions=starts.unsqueeze(1),
+                    equality_constraints=equality_constraints or None,
+                    inequality_constraints=inequality_constraints or None,
+                    options={"maxiter": maxiter},
+                    retry_on_optimization_warning=False,
+                )
+                best_x, best_v = x.detach().reshape(1, -1), float(v)
+                starts = starts[:0]
             for x0 in starts:
                 fixed = {c: float(x0[c]) for c in cat_cols}
                 x, v = optimize_acqf(
