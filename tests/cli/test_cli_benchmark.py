@@ -96,3 +96,48 @@ def test_neural_strategies_run_through_the_engine(tmp_path: Path) -> None:
         n = len(r["order"])
         assert len(set(r["order"])) == n and 3 <= n <= 6  # at most 6% of 94, none repeated
         assert len(r["seconds"]) == n - 2  # one model round per experiment after the first two
+
+
+OQMD_SAMPLE = ROOT / "tests" / "data" / "mp_e_form_300.csv"
+
+
+def test_propose_latency_grid_matches_botorch_on_an_ensemble(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    out = tmp_path / "prop"
+    doc = cli.json(
+        "benchmark", "propose", "--space", "composition", "--data", OQMD_SAMPLE,
+        "--option", "members=3", "--option", "hidden=[32,32]", "--option", "epochs=20",
+        "--pools", "300,600", "--batches", "1,3", "--measurements", "40", "--out", out,
+        "--json",
+    )  # fmt: skip
+    rows = doc["rows"]
+    assert [(r["pool"], r["q"]) for r in rows] == [(300, 1), (300, 3), (600, 1), (600, 3)]
+    for r in rows:
+        assert r["same_batch"] is True and r["scored"] == r["pool"]
+        assert r["select_seconds"] > 0 and r["botorch_seconds"] > 0
+        assert r["warm_fit_seconds"] is not None
+    md = (out / "results.md").read_text()
+    assert "| composition | ensemble | qlognei | 40 | 600 | 3 |" in md
+
+
+def test_propose_latency_on_a_gp_and_the_continuous_box(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    doc = cli.json(
+        "benchmark", "propose", "--space", "box", "--surrogate", "gp", "--pools", "400",
+        "--batches", "2", "--measurements", "12", "--json",
+    )  # fmt: skip
+    (row,) = doc["rows"]
+    assert row["botorch_seconds"] is not None and row["samples"] == 256
+    if not row["same_batch"]:  # Monte Carlo draws differ: both batches are scored alike
+        assert abs(row["batch_value"] - row["botorch_batch_value"]) < 0.5
+    cont = cli.json(
+        "benchmark", "propose", "--space", "box", "--surrogate", "gp", "--continuous",
+        "--batches", "1", "--measurements", "15", "--repeats", "2", "--json",
+    )  # fmt: skip
+    (c,) = cont["continuous"]
+    assert (c["d"], c["n"], c["q"], c["repeats"]) == (6, 15, 1, 2)
+    assert c["round_seconds"] >= c["select_seconds"] > 0
+    err = cli.fails("benchmark", "propose", "--space", "composition")
+    assert "--data" in err
+    err = cli.fails("benchmark", "propose", "--space", "box", "--pools", "ten")
+    assert "--pools" in err
