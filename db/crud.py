@@ -40,6 +40,7 @@ __all__ = [
     "spec_history",
     "add_candidates",
     "list_candidates",
+    "get_candidates",
     "count_candidates",
     "next_batch",
     "add_proposals",
@@ -267,6 +268,22 @@ def list_candidates(
         .order_by(Candidate.idx)
     )
     return [(r.idx, r.key, r.params) for r in rows]
+
+
+def get_candidates(
+    *, session: Session, campaign_id: int, idxs: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The parameters of the pool rows `idxs` (pool positions), by position."""
+    out: dict[int, dict[str, Any]] = {}
+    want = sorted(set(int(i) for i in idxs))
+    for lo in range(0, len(want), 500):
+        rows = session.execute(
+            select(Candidate.idx, Candidate.params).where(
+                Candidate.campaign_id == campaign_id, Candidate.idx.in_(want[lo : lo + 500])
+            )
+        )
+        out.update({int(r.idx): r.params for r in rows})
+    return out
 
 
 def count_candidates(*, session: Session, campaign_id: int) -> int:

@@ -228,15 +228,17 @@ def propose(
     pending = [p for p in props if p.status in PENDING]
     failed = [p for p in props if p.status == "failed"]
 
-    candidates = None
+    n_pool = None
     if spec.is_pool:
-        cands = crud.list_candidates(session=session, campaign_id=rec.id)
-        candidates = [c[2] for c in cands]
-    space = DesignSpace(spec, candidates)
+        pool_X = _encoded_pool(session, rec.id, name, spec, Path(artifact_dir))
+        n_pool = int(pool_X.shape[0])
+        space = DesignSpace(spec, pool_X=pool_X)
+    else:
+        space = DesignSpace(spec)
     available: list[int] | None = None
-    if candidates is not None:
+    if n_pool is not None:
         blocked = {m.candidate_idx for m in ms} | {p.candidate_idx for p in pending + failed}
-        available = [i for i in range(len(candidates)) if i not in blocked]
+        available = [i for i in range(n_pool) if i not in blocked]
         if not available:
             raise BudgetError(
                 f"every candidate of campaign '{name}' is measured, pending or failed",
@@ -246,8 +248,12 @@ def propose(
             notes.append(f"batch cut to {len(available)}: the pool has no more candidates")
             q = len(available)
 
+    def rows_of(idx: list[int]) -> list[dict[str, Any]]:
+        got = crud.get_candidates(session=session, campaign_id=rec.id, idxs=idx)
+        return [got[i] for i in idx]
+
     if len(ms) < max(2, spec.n_initial()):
-        items = _initial_design(space, q, base_seed, props, available)
+        items = _initial_design(space, q, base_seed, props, available, rows_of)
         out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items)
         crud.add_event(
             session=session,
@@ -310,7 +316,7 @@ def propose(
     # to exclude them (`[model] failed = "exclude"`); either way they are not proposed again
     held = pending + (failed if spec.model.failed == "avoid" else [])
     X_pending = space.encode([p.params for p in held]) if held else None
-    if candidates is not None:
+    if n_pool is not None:
         assert available is not None
         picked, values = choose_from_pool(
             spec,
@@ -325,7 +331,7 @@ def propose(
             hint_name=name,
             X_failed=space.encode([p.params for p in failed]) if failed else None,
         )
-        rows = [candidates[i] for i in picked]
+        rows = rows_of(picked)
         Xq = space.encode(rows)
     else:
         rows, values = choose_in_space(
@@ -507,7 +513,7 @@ def choose_from_pool(
 
     Args:
         spec: The campaign (objectives, constraints, `[model]` acquisition and options).
-        space: The design space holding the pool (`space.candidates`).
+        space: The design space holding the pool (`space.encoded_pool`).
         model: The fitted surrogate's BoTorch model.
         X, Y: Encoded measured inputs and their outcomes (objective in maximization sense first).
         X_pending: Encoded inputs proposed but not measured (or failed), or `None`.
@@ -520,9 +526,8 @@ def choose_from_pool(
     Returns:
         The chosen pool indices and their acquisition values (each given the picks before it).
     """
-    assert space.candidates is not None
     acqf = _acquisition(spec, model, X, Y, X_pending, seed, hint_name)
-    choices = space.encode([space.candidates[i] for i in available])
+    choices = space.encoded_pool[torch.tensor(available, dtype=torch.long)]
     avoid = torch.cat([x for x in (X, X_pending, X_failed) if x is not None])
     keep = distinct_rows(choices, avoid)
     try:
@@ -537,15 +542,57 @@ def choose_from_pool(
 
 
 def _initial_design(
-    space: DesignSpace, q: int, seed: int, props: list[ProposalRecord], available: list[int] | None
+    space: DesignSpace,
+    q: int,
+    seed: int,
+    props: list[ProposalRecord],
+    available: list[int] | None,
+    rows_of: Any = None,
 ) -> list[NewProposal]:
     skip = sum(1 for p in props if p.strategy == "sobol")
     points = space.sobol(q, seed=seed, skip=skip)
     if available is None:
         return [NewProposal(params=p, strategy="sobol") for p in points]
-    assert space.candidates is not None
     idx = space.nearest_available(points, available)
-    return [NewProposal(params=space.candidates[i], strategy="sobol", candidate_idx=i) for i in idx]
+    rows = rows_of(idx)
+    return [
+        NewProposal(params=r, strategy="sobol", candidate_idx=i)
+        for i, r in zip(idx, rows, strict=True)
+    ]
+
+
+def _encoded_pool(
+    session: Session, campaign_id: int, name: str, spec: CampaignSpec, artifact_dir: Path
+) -> torch.Tensor:
+    """The pool's `N x d` encoding, cached in the artifact directory.
+
+    A stored pool never changes, so the encoding is computed once (reading and decoding every
+    candidate row costs seconds per 100k) and kept as a file named by the campaign, the pool
+    size and a hash of the parameter definitions; a missing, unreadable or mismatched file is
+    rebuilt from the store.
+    """
+    n = crud.count_candidates(session=session, campaign_id=campaign_id)
+    params = json.dumps([p.model_dump(mode="json") for p in spec.parameters], sort_keys=True)
+    tag = hashlib.sha256(f"{campaign_id}:{n}:{params}".encode()).hexdigest()[:16]
+    path = artifact_dir / name / "pool" / f"{tag}.pt"
+    space = DesignSpace(spec)
+    if path.is_file():
+        try:
+            X = torch.load(path, weights_only=True)
+            if isinstance(X, torch.Tensor) and tuple(X.shape) == (n, space.dim):
+                return X
+        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+            pass
+    rows = [c[2] for c in crud.list_candidates(session=session, campaign_id=campaign_id)]
+    X = space.encode(rows)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(X, tmp)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only artifact directory only costs the next round the same encoding
+    return X
 
 
 def _store_fit(

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from db import crud, open_store
 from loop.campaigns import create_campaign
 from loop.engine import propose
 from loop.errors import BudgetError
 from loop.ingest import ingest_rows
+from loop.proposals import mark_proposal
 from loop.simulators import make_simulator
 from loop.spec import parse_spec
 
@@ -269,3 +271,23 @@ def test_linear_constraints_are_checked(extra: str, message: str) -> None:
     raw = tomllib.loads(SPEC.replace("{extra}", extra))
     with pytest.raises((LoopError, ValueError), match=message):
         parse_spec(raw, "alloy.toml")
+
+
+def test_the_pool_encoding_is_cached_and_a_damaged_cache_rebuilt(
+    tmp_path: Path, p3ht_spec: Path
+) -> None:
+    store = _p3ht_with_data(tmp_path, p3ht_spec, 8)
+    with store.session_scope() as s:
+        a = propose(session=s, name="p3ht", n=2, artifact_dir=store.artifact_dir, seed=1)
+    (cache,) = (store.artifact_dir / "p3ht" / "pool").glob("*.pt")
+    X = torch.load(cache, weights_only=True)
+    assert X.shape == (178, 5)
+    cache.write_bytes(b"not a tensor")
+    with store.session_scope() as s:
+        for p in a.proposals:
+            mark_proposal(session=s, proposal_id=p.id, status="abandoned")
+    with store.session_scope() as s:
+        b = propose(session=s, name="p3ht", n=2, artifact_dir=store.artifact_dir, seed=1)
+    # proposing works from the rebuilt encoding, and the file is whole again
+    assert len({p.candidate_idx for p in b.proposals}) == 2
+    assert torch.equal(torch.load(cache, weights_only=True), X)
