@@ -69,6 +69,7 @@ class SampleCriterion:
     pointwise: Callable[[torch.Tensor], torch.Tensor]
     reduce: Callable[[torch.Tensor], torch.Tensor]
     extend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    bounds: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclass
@@ -161,7 +162,13 @@ def sample_criterion(
         def extend(ctx: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
             return logmeanexp(_fatmax_extend(ctx, a, tau), dim=0)
 
-        return SampleCriterion(pointwise, reduce, extend if acqf._fat else None)
+        def bounds(ctx: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            lo, hi = _fatmax_bounds(ctx, a, tau)
+            return logmeanexp(lo, dim=0), logmeanexp(hi, dim=0)
+
+        if not acqf._fat:
+            return SampleCriterion(pointwise, reduce)
+        return SampleCriterion(pointwise, reduce, extend, bounds)
 
     if isinstance(acqf, qUpperConfidenceBound):
         if acqf._constraints:
@@ -218,6 +225,51 @@ def _fatmax_extend(ctx: torch.Tensor, a: torch.Tensor, tau: float) -> torch.Tens
     return out
 
 
+def _survivors(
+    bounds: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    ctx: torch.Tensor,
+    A: torch.Tensor,
+    taken: torch.Tensor,
+    chunk: int,
+) -> torch.Tensor:
+    """Columns whose upper bound reaches the best lower bound (in pool order)."""
+    import torch
+
+    N = A.shape[1]
+    los, his = [], []
+    for lo in range(0, N, chunk):
+        lo_v, hi_v = bounds(ctx, A[:, lo : lo + chunk])
+        off = taken[lo : lo + chunk]
+        los.append(lo_v.masked_fill(off, -math.inf))
+        his.append(hi_v.masked_fill(off, -math.inf))
+    low, high = torch.cat(los), torch.cat(his)
+    floor = float(low.max()) if N else -math.inf
+    floor -= 1e-9 * (1.0 + abs(floor))  # rounding must never drop the best candidate
+    return torch.nonzero((high >= floor) & (high > -math.inf)).reshape(-1)
+
+
+def _fatmax_bounds(
+    ctx: torch.Tensor, a: torch.Tensor, tau: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample bounds on `_fatmax_extend`, exact where `a` is at most the context's maximum
+    `M`; above it the sum over the context lies between its largest term,
+    `pareto((a - M) / tau)`, and `t` times that (every term is at most the largest)."""
+    import torch
+    from botorch.utils.safe_math import ALPHA, _pareto
+
+    t = ctx.shape[1]
+    M = ctx.amax(dim=1, keepdim=True)
+    P = _pareto((M - ctx) / tau, alpha=ALPHA, check=False).sum(dim=1, keepdim=True)
+    below = a <= M
+    exact = M + tau * torch.log(P + _pareto(((M - a) / tau).clamp_min(0), alpha=ALPHA, check=False))
+    top = _pareto(((a - M) / tau).clamp_min(0), alpha=ALPHA, check=False)
+    lo = torch.where(below, exact, a + tau * torch.log1p(top))
+    hi = torch.where(below, exact, a + tau * torch.log1p(t * top))
+    if not (bool(torch.isfinite(ctx).all()) and bool(torch.isfinite(a).all())):
+        return torch.full_like(a, -math.inf), torch.full_like(a, math.inf)
+    return lo, hi
+
+
 def greedy_on_utilities(
     reduce: Callable[[torch.Tensor], torch.Tensor],
     A: torch.Tensor,
@@ -227,6 +279,7 @@ def greedy_on_utilities(
     eligible: torch.Tensor | None = None,
     keys: torch.Tensor | None = None,
     extend: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    bounds: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     chunk: int = 65536,
 ) -> tuple[list[int], torch.Tensor]:
     """Sequential greedy batch on an `S x N` utility matrix.
@@ -258,16 +311,21 @@ def greedy_on_utilities(
         best = (-math.inf, -math.inf)  # (batch value, own value) of the best so far
         best_i = -1
         t = ctx.shape[1]
-        for lo in range(0, N, chunk):
-            a = A[:, lo : lo + chunk]
+        cols = None  # candidates worth an exact value: all, or those the bounds cannot rule out
+        if bounds is not None and t > 0:
+            cols = _survivors(bounds, ctx, A, taken, chunk)
+        n_cols = N if cols is None else int(cols.numel())
+        for lo in range(0, n_cols, chunk):
+            idx = None if cols is None else cols[lo : lo + chunk]
+            a = A[:, lo : lo + chunk] if idx is None else A[:, idx]
             b = a.shape[1]
             if extend is not None:
                 v = extend(ctx, a)
             else:
                 batch = torch.cat([a.unsqueeze(-1), ctx.unsqueeze(1).expand(S, b, t)], dim=-1)
                 v = reduce(batch)
-            v = v.masked_fill(taken[lo : lo + b], -math.inf)
-            top = float(v.max())
+            v = v.masked_fill(taken[lo : lo + b] if idx is None else taken[idx], -math.inf)
+            top = float(v.max()) if b else -math.inf
             if top == -math.inf or top < best[0]:
                 continue
             ties = torch.nonzero(v == top).reshape(-1)
@@ -280,7 +338,7 @@ def greedy_on_utilities(
             own_i = float(reduce(a[:, i : i + 1].unsqueeze(-1))) if top == best[0] else -math.inf
             if top > best[0] or own_i > best[1]:
                 best = (top, float(reduce(a[:, i : i + 1].unsqueeze(-1))))
-                best_i = lo + i
+                best_i = lo + i if idx is None else int(idx[i])
         if best_i < 0:
             break  # nothing left to pick
         picks.append(best_i)
@@ -366,7 +424,7 @@ def select_from_pool(
     if kind == "mc":
         crit = sample_criterion(acqf, Zb)
         picks, values = greedy_on_utilities(
-            crit.reduce, A, q, fixed=fixed, keys=keys, extend=crit.extend
+            crit.reduce, A, q, fixed=fixed, keys=keys, extend=crit.extend, bounds=crit.bounds
         )
     elif kind == "explore":
         from acquisition.explore import residual_variance_greedy
