@@ -390,6 +390,8 @@ def select_from_pool(
 
     from acquisition.explore import ThompsonSampling, qPosteriorVariance
 
+    if _is_ensemble(model) and _two_objective_hv(acqf):
+        return _select_hv(acqf, model, chunks, q, X_pending)
     if isinstance(acqf, qPosteriorVariance):
         kind = "explore"
     elif isinstance(acqf, ThompsonSampling):
@@ -465,6 +467,56 @@ def row_keys(X: torch.Tensor) -> torch.Tensor:
     g = torch.Generator().manual_seed(12345)
     w = torch.randint(1, 2**62, (X.shape[-1],), generator=g, dtype=torch.int64) | 1
     return (bits * w).sum(dim=-1)
+
+
+def _two_objective_hv(acqf: AcquisitionFunction) -> bool:
+    from botorch.acquisition.multi_objective.logei import (
+        qLogNoisyExpectedHypervolumeImprovement,
+    )
+    from botorch.acquisition.multi_objective.monte_carlo import (
+        qNoisyExpectedHypervolumeImprovement,
+    )
+
+    hv_types = (qLogNoisyExpectedHypervolumeImprovement, qNoisyExpectedHypervolumeImprovement)
+    return isinstance(acqf, hv_types) and int(acqf.ref_point.numel()) == 2
+
+
+def _select_hv(
+    acqf: AcquisitionFunction,
+    model: Model,
+    chunks: Iterable[torch.Tensor],
+    q: int,
+    X_pending: torch.Tensor | None,
+) -> PoolSelection:
+    """Two objectives on an ensemble: greedy expected hypervolume improvement on cached member
+    predictions (`acquisition.hypervolume`)."""
+    import torch
+
+    from acquisition.hypervolume import ehvi_greedy
+
+    cons = list(acqf.constraints or [])
+
+    def split(Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        obj = acqf.objective(Z, X=None)  # S x n x 2
+        ok = torch.ones(obj.shape[:-1], dtype=torch.bool)
+        for c in cons:
+            ok &= c(Z) <= 0
+        return obj, ok
+
+    parts, oks, key_parts = [], [], []
+    for X in chunks:
+        o, ok = split(member_samples(model, X))
+        parts.append(o)
+        oks.append(ok)
+        key_parts.append(row_keys(X))
+    if not parts:
+        return PoolSelection([], torch.zeros(0, dtype=torch.double), 0, 0, 0)
+    O, feas, keys = torch.cat(parts, dim=1), torch.cat(oks, dim=1), torch.cat(key_parts)
+    Xb = acqf.X_baseline if X_pending is None else torch.cat([acqf.X_baseline, X_pending])
+    Ob, okb = split(member_samples(model, Xb))
+    ref = acqf.ref_point.to(O)
+    picks, values = ehvi_greedy(O, feas, Ob, okb, ref, min(q, O.shape[1]), keys=keys)
+    return PoolSelection(picks, values, O.shape[1], O.shape[1], O.shape[0])
 
 
 def _check_supported(acqf: AcquisitionFunction) -> None:
