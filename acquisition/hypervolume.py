@@ -55,7 +55,7 @@ def hvi_2d(Y: torch.Tensor, front: torch.Tensor, ref: torch.Tensor) -> torch.Ten
 
 
 def ehvi_greedy(
-    O: torch.Tensor,
+    samples: torch.Tensor,
     feasible: torch.Tensor,
     base: torch.Tensor,
     base_feasible: torch.Tensor,
@@ -68,7 +68,7 @@ def ehvi_greedy(
     """Sequential greedy batch by expected hypervolume improvement.
 
     Args:
-        O: `S x N x 2` objective samples of the candidates (maximization).
+        samples: `S x N x 2` objective samples of the candidates (maximization).
         feasible: `S x N` whether each candidate meets the outcome constraints per sample.
         base: `S x b x 2` objective samples of the measured and pending points.
         base_feasible: `S x b` their feasibility.
@@ -79,7 +79,7 @@ def ehvi_greedy(
     Returns:
         Picked columns and `log` of each pick's expected improvement (given the earlier picks).
     """
-    S, N, _ = O.shape
+    S, N, _ = samples.shape
     points = [base[k][base_feasible[k]] for k in range(S)]
     fronts = [front_2d(p, ref) for p in points]
     taken = torch.zeros(N, dtype=torch.bool)
@@ -88,9 +88,9 @@ def ehvi_greedy(
     for _ in range(q):
         best_v, best_i = -math.inf, -1
         for lo in range(0, N, chunk):
-            hv = torch.zeros(min(chunk, N - lo), dtype=O.dtype)
+            hv = torch.zeros(min(chunk, N - lo), dtype=samples.dtype)
             for k in range(S):
-                gain = hvi_2d(O[k, lo : lo + chunk], fronts[k], ref)
+                gain = hvi_2d(samples[k, lo : lo + chunk], fronts[k], ref)
                 hv += torch.where(feasible[k, lo : lo + chunk], gain, torch.zeros_like(gain))
             v = (hv / S).masked_fill(taken[lo : lo + chunk], -math.inf)
             i = int(torch.argmax(v))
@@ -105,6 +105,6 @@ def ehvi_greedy(
             taken |= keys == keys[best_i]
         for k in range(S):
             if bool(feasible[k, best_i]):
-                points[k] = torch.cat([points[k], O[k, best_i : best_i + 1]])
+                points[k] = torch.cat([points[k], samples[k, best_i : best_i + 1]])
                 fronts[k] = front_2d(points[k], ref)
-    return picks, torch.tensor(values, dtype=O.dtype)
+    return picks, torch.tensor(values, dtype=samples.dtype)

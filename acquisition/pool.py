@@ -511,12 +511,12 @@ def _select_hv(
         key_parts.append(row_keys(X))
     if not parts:
         return PoolSelection([], torch.zeros(0, dtype=torch.double), 0, 0, 0)
-    O, feas, keys = torch.cat(parts, dim=1), torch.cat(oks, dim=1), torch.cat(key_parts)
+    objs, feas, keys = torch.cat(parts, dim=1), torch.cat(oks, dim=1), torch.cat(key_parts)
     Xb = acqf.X_baseline if X_pending is None else torch.cat([acqf.X_baseline, X_pending])
-    Ob, okb = split(member_samples(model, Xb))
-    ref = acqf.ref_point.to(O)
-    picks, values = ehvi_greedy(O, feas, Ob, okb, ref, min(q, O.shape[1]), keys=keys)
-    return PoolSelection(picks, values, O.shape[1], O.shape[1], O.shape[0])
+    base, base_ok = split(member_samples(model, Xb))
+    ref = acqf.ref_point.to(objs)
+    picks, values = ehvi_greedy(objs, feas, base, base_ok, ref, min(q, objs.shape[1]), keys=keys)
+    return PoolSelection(picks, values, objs.shape[1], objs.shape[1], objs.shape[0])
 
 
 def _check_supported(acqf: AcquisitionFunction) -> None:
