@@ -6,19 +6,24 @@ a q-batch value is built from per-point, per-sample utilities (log improvement p
 feasibility for qLogEI and qLogNEI, the upper-bound term for qUCB) that are then reduced over the
 batch (a smooth or hard maximum) and over the samples (a log-mean or a mean). So the pool is
 predicted once, the per-point utilities are kept as an `S x N` matrix, and each greedy pick only
-re-runs the two reductions over `[candidate, pending..., picks...]`.
+re-runs the two reductions over `[candidate, pending..., picks...]`: in O(1) per candidate from
+a summary of the batch so far (`_fatmax_extend`), and only for the candidates whose cheap bounds
+(`_fatmax_bounds`) do not rule them out. `explore` and `thompson` work on the same cached samples
+(`acquisition.explore`), and so does two-objective hypervolume improvement on ensembles
+(`acquisition.hypervolume`).
 
 Where the samples come from:
 - ensembles and MC dropout (`EnsembleModel`): the members' predictions, each member once. This is
   exactly what BoTorch computes with a sampler that uses each member once, so the picks are the
   same as `optimize_acqf_discrete` (see `optimize_pool`, kept as the reference).
 - Gaussian processes: joint posterior samples over the measured points, the pending points and a
-  shortlist of the pool (the candidates with the highest marginal upper bound `mean + 3 sd`,
-  after cheap marginal predictions of the whole pool). No `N x N` covariance is ever formed; the
+  shortlist of the pool (the candidates with the highest marginal upper bound `mean + 3 sd`, or
+  the highest sd for `explore`, from exact marginals computed in chunks with a cached Cholesky
+  factor, `gp_marginals`). No `N x N` covariance is ever formed; the
   joint covariance is over `n + p + M` points (`M` = `shortlist`, default 1024 or 64 q).
 
 The pool is given as an iterable of encoded chunks, so a pool larger than memory is streamed:
-what is kept is `S` doubles per candidate (and nothing of the inputs).
+what is kept is `S` doubles and one int64 row key per candidate (and nothing of the inputs).
 """
 
 from __future__ import annotations
