@@ -56,6 +56,13 @@ KEEP_CHECKPOINTS = 5
 PENDING = ("proposed", "running")
 #: Pool candidates predicted per model call in a proposal round.
 POOL_CHUNK = 16384
+#: GP pools up to this size (after dropping repeats) go through BoTorch's greedy. The cached
+#: path draws joint samples over the whole shortlist, so each candidate's own samples carry
+#: Monte Carlo noise of their own; BoTorch's per-candidate batches share base samples, which
+#: ranks single candidates consistently. On the five Liang et al. sets the joint-sample path
+#: lost AF at 80% on agnp (5.46 -> 4.75) and missed 80% on 1-3 of 20 seeds of p3ht and
+#: perovskite (docs/benchmarks.md); above this size BoTorch's greedy costs minutes.
+GP_EXACT_POOL = 4096
 #: Space-filling points scored to start the gradient search in continuous and mixed spaces.
 RAW_SAMPLES = 512
 
@@ -530,7 +537,13 @@ def choose_from_pool(
     choices = space.encoded_pool[torch.tensor(available, dtype=torch.long)]
     avoid = torch.cat([x for x in (X, X_pending, X_failed) if x is not None])
     keep = distinct_rows(choices, avoid)
+    from botorch.models.ensemble import EnsembleModel
+
     try:
+        if not isinstance(model, EnsembleModel) and keep.numel() <= GP_EXACT_POOL:
+            # small GP pools: BoTorch's greedy, whose per-candidate joint samples share their
+            # base samples across candidates (see GP_EXACT_POOL)
+            raise UnsupportedPoolAcquisition("small GP pool")
         sel = select_from_pool(
             acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
         )
