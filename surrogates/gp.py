@@ -23,16 +23,23 @@ class GPSurrogate(Surrogate):
     Options:
         max_points: Fit on at most this many measurements (the newest); exact GPs cost
             `O(n^3)`. Default 2000.
+        warm_from: Start the hyperparameter fit from the previous fit's values only from this
+            many measurements on (default 500). Below it a fit takes about a second from
+            scratch, and starting from fits on less data cost acceleration on the Liang et al.
+            sets (perovskite missed 80% of its targets on 2 of 20 seeds, p3ht's AF at 80% fell
+            from 2.81 to 2.46); above it a cold fit takes a minute at n = 2000 and a warm one 3 s.
     """
 
     def __init__(self, **options: Any) -> None:
-        unknown = set(options) - {"max_points"}
+        unknown = set(options) - {"max_points", "warm_from"}
         if unknown:
             raise UnknownSurrogateError(
-                f"unknown option(s) {sorted(unknown)} for surrogate 'gp'; known: max_points"
+                f"unknown option(s) {sorted(unknown)} for surrogate 'gp'; known: max_points, "
+                "warm_from"
             )
         super().__init__(**options)
         self.max_points = int(options.get("max_points", 2000))
+        self.warm_from = int(options.get("warm_from", 500))
 
     def _build(
         self, X: torch.Tensor, Y: torch.Tensor, Yvar: torch.Tensor | None, bounds: torch.Tensor
@@ -75,7 +82,8 @@ class GPSurrogate(Surrogate):
             reused = True
         else:
             torch.manual_seed(seed)
-            warm = _load_hyperparameters(model, warm_start) if warm_start is not None else False
+            use = warm_start is not None and X.shape[0] >= self.warm_from
+            warm = _load_hyperparameters(model, warm_start) if use else False
             mll = ExactMarginalLogLikelihood(model.likelihood, model)
             fit_gpytorch_mll(mll)
             info_warm = warm

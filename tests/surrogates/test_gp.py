@@ -81,7 +81,13 @@ def test_unknown_surrogate_and_option_list_the_known_ones() -> None:
 def test_warm_start_begins_from_the_previous_hyperparameters() -> None:
     X, Y = _data(40)
     bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.double)
-    gp = make_surrogate("gp")
+    assert (
+        make_surrogate("gp")
+        .fit(X, Y, bounds=bounds, warm_start=make_surrogate("gp").fit(X, Y, bounds=bounds).state)
+        .info["warm_start"]
+        is False
+    )  # below warm_from (500): always from scratch
+    gp = make_surrogate("gp", {"warm_from": 10})
     first = gp.fit(X[:36], Y[:36], bounds=bounds)
     assert first.info["warm_start"] is False
     warm = gp.fit(X, Y, bounds=bounds, warm_start=first.state)
