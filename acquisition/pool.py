@@ -340,9 +340,9 @@ def greedy_on_utilities(
                 # is set, say): take the best on its own rather than the first in pool order
                 own = reduce(a[:, ties].unsqueeze(-1))
                 i = int(ties[int(torch.argmax(own))])
-            own_i = float(reduce(a[:, i : i + 1].unsqueeze(-1))) if top == best[0] else -math.inf
+            own_i = float(reduce(a[:, i : i + 1].unsqueeze(-1)))
             if top > best[0] or own_i > best[1]:
-                best = (top, float(reduce(a[:, i : i + 1].unsqueeze(-1))))
+                best = (top, own_i)
                 best_i = lo + i if idx is None else int(idx[i])
         if best_i < 0:
             break  # nothing left to pick
@@ -409,7 +409,7 @@ def select_from_pool(
         Zb = member_samples(model, Xb) if Xb is not None else None
         Zp = member_samples(model, X_pending) if X_pending is not None else None
         index = None
-        transform = _transform(acqf, kind, Zb)
+        transform, crit = _transform(acqf, kind, Zb)
         parts, key_parts = [], []
         for X in chunks:
             parts.append(transform(member_samples(model, X)))
@@ -424,12 +424,11 @@ def select_from_pool(
             return PoolSelection([], torch.zeros(0, dtype=torch.double), 0, 0, 0)
         keys = row_keys(top_X)
         Zb, Zp, Zc = _joint_samples(model, Xb, X_pending, top_X, seed)
-        transform = _transform(acqf, kind, Zb)
+        transform, crit = _transform(acqf, kind, Zb)
         A = transform(Zc)
     q = min(q, A.shape[1])
     fixed = transform(Zp) if Zp is not None else None
-    if kind == "mc":
-        crit = sample_criterion(acqf, Zb)
+    if crit is not None:
         picks, values = greedy_on_utilities(
             crit.reduce, A, q, fixed=fixed, keys=keys, extend=crit.extend, bounds=crit.bounds
         )
@@ -541,13 +540,15 @@ def _check_supported(acqf: AcquisitionFunction) -> None:
 
 def _transform(
     acqf: AcquisitionFunction, kind: str, Zb: torch.Tensor | None
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`S x n x m` samples to the `S x n` matrix the greedy step works on."""
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], SampleCriterion | None]:
+    """`S x n x m` samples to the `S x n` matrix the greedy step works on, and for the MC
+    acquisitions the criterion whose reductions that step runs."""
     if kind == "mc":
-        return sample_criterion(acqf, Zb).pointwise
+        crit = sample_criterion(acqf, Zb)
+        return crit.pointwise, crit
     if kind == "explore":
-        return lambda Z: acqf.objective(Z, X=None)
-    return acqf.utility  # type: ignore[no-any-return]
+        return (lambda Z: acqf.objective(Z, X=None)), None
+    return acqf.utility, None
 
 
 def _thompson_picks(

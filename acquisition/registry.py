@@ -154,13 +154,20 @@ def _objective_and_constraints(ctx: AcquisitionContext, m: int):  # type: ignore
     from botorch.acquisition.objective import GenericMCObjective
 
     objective = GenericMCObjective(lambda Z, X=None: Z[..., 0])
+    return objective, _constraint_callables(ctx)
+
+
+def _constraint_callables(
+    ctx: AcquisitionContext,
+) -> list[Callable[[torch.Tensor], torch.Tensor]] | None:
+    """BoTorch outcome constraints (feasible where `<= 0`) of the context's bounds."""
     cons: list[Callable[[torch.Tensor], torch.Tensor]] = []
     for j, lo, hi in ctx.constraints:
         if hi is not None:
             cons.append(lambda Z, j=j, hi=hi: Z[..., j] - hi)
         if lo is not None:
             cons.append(lambda Z, j=j, lo=lo: lo - Z[..., j])
-    return objective, (cons or None)
+    return cons or None
 
 
 @register_acquisition("qlognei", {"mc_samples", "prune_baseline"})
@@ -282,19 +289,13 @@ def _qlognehvi(
     from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 
     k = ctx.n_objectives
-    cons: list[Callable[[torch.Tensor], torch.Tensor]] = []
-    for j, lo, hi in ctx.constraints:
-        if hi is not None:
-            cons.append(lambda Z, j=j, hi=hi: Z[..., j] - hi)
-        if lo is not None:
-            cons.append(lambda Z, j=j, lo=lo: lo - Z[..., j])
     return qLogNoisyExpectedHypervolumeImprovement(
         model=model,
         ref_point=reference_point(ctx),
         X_baseline=ctx.X_baseline,
         sampler=_sampler(model, ctx, options),
         objective=IdentityMCMultiOutputObjective(outcomes=list(range(k))),
-        constraints=cons or None,
+        constraints=_constraint_callables(ctx),
         X_pending=ctx.X_pending,
         prune_baseline=bool(options.get("prune_baseline", True)),
     )

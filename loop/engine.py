@@ -539,19 +539,20 @@ def choose_from_pool(
     keep = distinct_rows(choices, avoid)
     from botorch.models.ensemble import EnsembleModel
 
-    try:
-        if not isinstance(model, EnsembleModel) and keep.numel() <= GP_EXACT_POOL:
-            # small GP pools: BoTorch's greedy, whose per-candidate joint samples share their
-            # base samples across candidates (see GP_EXACT_POOL)
-            raise UnsupportedPoolAcquisition("small GP pool")
-        sel = select_from_pool(
-            acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
-        )
-    except UnsupportedPoolAcquisition:
-        # hypervolume improvement is not a per-point utility: BoTorch's greedy over the pool
-        idx, values = optimize_pool(acqf, choices[keep], q)
-        return [available[int(keep[int(i)])] for i in idx], values
-    return [available[int(keep[i])] for i in sel.indices], sel.values
+    # small GP pools take BoTorch's greedy, whose per-candidate samples share their base samples
+    # (see GP_EXACT_POOL); so do acquisitions the cached path does not cover (hypervolume
+    # improvement with 3+ objectives or on a GP)
+    small_gp = not isinstance(model, EnsembleModel) and keep.numel() <= GP_EXACT_POOL
+    if not small_gp:
+        try:
+            sel = select_from_pool(
+                acqf, model, choices[keep].split(POOL_CHUNK), q, X_pending=X_pending, seed=seed
+            )
+            return [available[int(keep[i])] for i in sel.indices], sel.values
+        except UnsupportedPoolAcquisition:
+            pass
+    idx, values = optimize_pool(acqf, choices[keep], q)
+    return [available[int(keep[int(i)])] for i in idx], values
 
 
 def _initial_design(

@@ -21,7 +21,6 @@ found by `loop.engine.choose_in_space` (gradient ascent from the best of 512 Sob
 
 from __future__ import annotations
 
-import itertools
 import resource
 import time
 from dataclasses import dataclass
@@ -119,9 +118,9 @@ def _composition_data(n: int, pool: int, seed: int, data: Path) -> tuple[Any, An
     import numpy as np
     import torch
 
+    from loop.benchmark.screening import elemnet_chunks
     from loop.benchmark.surrogate_data import load_composition_table
     from loop.chemspace import ChemicalSpace
-    from surrogates.featurizers import ELEMNET_ELEMENTS
 
     table = load_composition_table(
         data, input_column="formula", target_column="target", limit=n, limit_seed=seed
@@ -131,19 +130,8 @@ def _composition_data(n: int, pool: int, seed: int, data: Path) -> tuple[Any, An
     space = ChemicalSpace(POOL_ELEMENTS, step=0.1, min_components=1, max_components=4)
     if space.count < pool:
         raise ValueError(f"the composition pool holds {space.count:,} compositions, not {pool:,}")
-    index = {e: i for i, e in enumerate(ELEMNET_ELEMENTS)}
-    cols = torch.tensor([index[e] for e in space.elements])
-    chunks = []
-    it = iter(space)
-    left = pool
-    while left > 0:
-        rows = list(itertools.islice(it, min(CHUNK, left)))
-        F = torch.tensor([[fr[e] for e in space.elements] for _, fr in rows])
-        C = torch.zeros(len(rows), len(ELEMNET_ELEMENTS))
-        C[:, cols] = F
-        chunks.append(C)  # float32: the pool is the largest thing held
-        left -= len(rows)
-    return X, Y, chunks
+    # float32 chunks: the pool is the largest thing held
+    return X, Y, elemnet_chunks(space, pool, CHUNK)
 
 
 def propose_latency(

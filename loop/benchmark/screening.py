@@ -12,9 +12,14 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ScreeningResult", "screening_throughput"]
+if TYPE_CHECKING:
+    import torch
+
+    from loop.chemspace import ChemicalSpace
+
+__all__ = ["ScreeningResult", "screening_throughput", "elemnet_chunks"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,28 @@ class ScreeningResult:
     parameters: int
     device: str
     hardware: str
+
+
+def elemnet_chunks(space: ChemicalSpace, n: int, chunk: int) -> list[torch.Tensor]:
+    """The first `n` compositions of `space` as float32 chunks of at most `chunk` rows in
+    ElemNet's 86-element layout."""
+    import torch
+
+    from surrogates.featurizers import ELEMNET_ELEMENTS
+
+    index = {e: i for i, e in enumerate(ELEMNET_ELEMENTS)}
+    cols = torch.tensor([index[e] for e in space.elements])
+    chunks: list[torch.Tensor] = []
+    it = iter(space)
+    left = n
+    while left > 0:
+        rows = list(itertools.islice(it, min(chunk, left)))
+        F = torch.tensor([[fr[e] for e in space.elements] for _, fr in rows])
+        X = torch.zeros(len(rows), len(ELEMNET_ELEMENTS))
+        X[:, cols] = F
+        chunks.append(X)
+        left -= len(rows)
+    return chunks
 
 
 def screening_throughput(
@@ -84,20 +111,8 @@ def screening_throughput(
             f"the chemical space holds {space.count:,} compositions, fewer than the pool of "
             f"{pool_size:,}; add elements or use a smaller step"
         )
-    index = {e: i for i, e in enumerate(ELEMNET_ELEMENTS)}
-    cols = torch.tensor([index[e] for e in space.elements])
-
     t0 = time.perf_counter()
-    chunks: list[torch.Tensor] = []
-    it = iter(space)
-    left = pool_size
-    while left > 0:
-        rows = list(itertools.islice(it, min(chunk, left)))
-        F = torch.tensor([[fr[e] for e in space.elements] for _, fr in rows])
-        X = torch.zeros(len(rows), len(ELEMNET_ELEMENTS))
-        X[:, cols] = F
-        chunks.append(X)
-        left -= len(rows)
+    chunks = elemnet_chunks(space, pool_size, chunk)
     featurize_seconds = time.perf_counter() - t0
 
     g = torch.Generator().manual_seed(seed)
