@@ -96,6 +96,7 @@ def _proposal(row: Proposal) -> ProposalRecord:
         reason=row.reason or "",
         created_at=row.created_at,
         updated_at=row.updated_at,
+        attempts=row.attempts or 0,
     )
 
 
@@ -139,6 +140,7 @@ def _event(row: Event) -> EventRecord:
         kind=row.kind,
         payload=row.payload or {},
         created_at=row.created_at,
+        actor=row.actor or "",
     )
 
 
@@ -343,6 +345,8 @@ def list_proposals(
 
 
 def get_proposal(*, session: Session, proposal_id: int) -> ProposalRecord | None:
+    if not 1 <= proposal_id < 2**31:  # no such id can exist; the driver would overflow
+        return None
     row = session.get(Proposal, proposal_id)
     return _proposal(row) if row is not None else None
 
@@ -553,17 +557,28 @@ def add_event(
     kind: str,
     payload: dict[str, Any] | None = None,
     created_at: datetime | None = None,
+    actor: str | None = None,
 ) -> None:
+    """Append an audit event; the actor defaults to the one the session was opened for."""
     session.add(
         Event(
             campaign_id=campaign_id,
             kind=kind,
             payload=payload or {},
+            actor=(actor if actor is not None else str(session.info.get("actor", "")))[:200],
             created_at=created_at or utcnow(),
         )
     )
 
 
-def list_events(*, session: Session, campaign_id: int) -> list[EventRecord]:
-    rows = session.scalars(select(Event).where(Event.campaign_id == campaign_id).order_by(Event.id))
-    return [_event(r) for r in rows]
+def list_events(
+    *, session: Session, campaign_id: int, after: int = 0, limit: int | None = None
+) -> list[EventRecord]:
+    """The campaign's events with id above `after`, oldest first (at most `limit`)."""
+    q = (
+        select(Event)
+        .where(Event.campaign_id == campaign_id, Event.id > after)
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return [_event(r) for r in session.scalars(q)]

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -31,6 +32,7 @@ __all__ = [
     "Measurement",
     "ModelFit",
     "Event",
+    "ApiToken",
     "utcnow",
     "PROPOSAL_STATUSES",
 ]
@@ -132,6 +134,8 @@ class Proposal(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    #: How many times a worker has claimed it; more than one means a lease expired.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -170,4 +174,26 @@ class Event(Base):
     )
     kind: Mapped[str] = mapped_column(String(50))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Who caused it: `cli:<user>`, `token:<id>:<name>`, `worker:<id>`, `mqtt:<client>`...
+    actor: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """An HTTP API token; only the SHA-256 of the secret is stored.
+
+    `campaign_id` NULL with `admin` true is an admin token (may create campaigns and read or
+    write every campaign); otherwise the token reaches its one campaign only.
+    """
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

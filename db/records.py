@@ -45,6 +45,7 @@ class ProposalRecord:
     reason: str
     created_at: datetime
     updated_at: datetime
+    attempts: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class EventRecord:
     kind: str
     payload: dict[str, Any]
     created_at: datetime
+    actor: str = ""
 
 
 @dataclass(frozen=True)

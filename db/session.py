@@ -57,11 +57,19 @@ class Store:
     engine: Engine
     sessions: sessionmaker[Session]
     artifact_dir: Path
+    #: Who acts when a unit of work names no one (the CLI sets `cli:<user>`).
+    actor: str = ""
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on any error."""
+    def session_scope(self, actor: str | None = None) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on any error.
+
+        Args:
+            actor: Who acts (`cli:alice`, `token:3:robot`, `worker:host-12`); every audit event
+                written in this unit of work names it.
+        """
         session = self.sessions()
+        session.info["actor"] = self.actor if actor is None else actor
         try:
             yield session
             session.commit()

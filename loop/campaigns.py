@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db import CampaignRecord, crud
+from db.queue import lock_campaign
 from loop.errors import ConflictError, LoopError, SpecError
 from loop.space import check_params
 from loop.spec import (
@@ -25,6 +26,7 @@ __all__ = [
     "create_campaign",
     "create_campaign_from_spec",
     "load_campaign_spec",
+    "prepare_campaign_spec",
     "read_pool",
     "composition_pool",
     "update_campaign",
@@ -173,8 +175,16 @@ def load_campaign_spec(
         `[compositions]` (enumerated while it is stored), None for a space of parameters.
     """
     p = Path(path)
-    spec = load_spec(p)
-    base = p.resolve().parent
+    return prepare_campaign_spec(load_spec(p), p.resolve().parent, str(p))
+
+
+def prepare_campaign_spec(
+    spec: CampaignSpec, base: Path, source: str
+) -> tuple[CampaignSpec, Iterable[tuple[str | None, dict[str, Any]]] | None]:
+    """Resolve a validated spec's relative paths against `base` and read its pool (if any).
+
+    `source` names the spec in error messages (its file, or the HTTP request).
+    """
     raw = spec.model_dump(mode="json", exclude_none=True)
     sim = raw.get("simulator")
     if sim and isinstance(sim.get("options", {}).get("path"), str):
@@ -187,8 +197,8 @@ def load_campaign_spec(
             if not Path(spec.pool.path).is_absolute()
             else spec.pool.path
         )
-    spec = parse_spec(raw, str(p))
-    check_model_names(spec, str(p))
+    spec = parse_spec(raw, source)
+    check_model_names(spec, source)
     if spec.compositions is not None:
         return spec, composition_pool(spec)
     if spec.pool is None:
@@ -267,6 +277,8 @@ def update_campaign(*, session: Session, name: str, changes: dict[str, Any]) -> 
             "--initial-design, --surrogate, --acquisition",
         )
     rec = crud.get_campaign(session=session, name=name)
+    # the budget check below must see every batch proposed so far
+    lock_campaign(session=session, campaign_id=rec.id, kind="propose")
     raw = dict(rec.spec)
     model = dict(raw.get("model", {}))
     for k, v in changes.items():

@@ -30,6 +30,7 @@ from acquisition import (
 )
 from acquisition.pool import distinct_rows
 from db import MeasurementRecord, ModelFitRecord, NewProposal, ProposalRecord, crud
+from db.queue import campaign_fingerprint, lock_campaign, locks_writers
 from loop.errors import BudgetError, LoopError
 from loop.space import DesignSpace
 from loop.spec import CampaignSpec, parse_spec
@@ -204,6 +205,47 @@ def propose(
     """
     t0 = time.perf_counter()
     rec = crud.get_campaign(session=session, name=name)
+    # One batch at a time per campaign: the next batch sees this one as pending. Where the lock
+    # stops every writer of the database (SQLite), the batch is chosen without it and the lock
+    # is taken just before writing; if the campaign changed meanwhile, the batch is chosen
+    # again, this time under the lock.
+    if not locks_writers(session):
+        lock_campaign(session=session, campaign_id=rec.id, kind="propose")
+        return _propose(session, name, n, seed, Path(artifact_dir), keep_checkpoints, device, t0)
+    try:
+        return _propose(
+            session, name, n, seed, Path(artifact_dir), keep_checkpoints, device, t0, True
+        )
+    except _Changed:
+        # the write lock is held from here on, so nothing changes under the second choice
+        return _propose(session, name, n, seed, Path(artifact_dir), keep_checkpoints, device, t0)
+
+
+class _Changed(Exception):
+    """The campaign changed while a batch was being chosen without its lock."""
+
+
+def _propose(
+    session: Session,
+    name: str,
+    n: int | None,
+    seed: int | None,
+    artifact_dir: Path,
+    keep_checkpoints: int,
+    device: str | None,
+    t0: float,
+    optimistic: bool = False,
+) -> ProposeResult:
+    rec = crud.get_campaign(session=session, name=name)
+    seen = campaign_fingerprint(session=session, campaign_id=rec.id) if optimistic else None
+
+    def before_writing() -> None:
+        if seen is None:
+            return
+        lock_campaign(session=session, campaign_id=rec.id, kind="propose")
+        if campaign_fingerprint(session=session, campaign_id=rec.id) != seen:
+            raise _Changed()
+
     spec = parse_spec(rec.spec, f"campaign '{name}'")
     if rec.status != "active":
         raise BudgetError(f"campaign '{name}' is {rec.status}", "nothing more will be proposed")
@@ -216,6 +258,9 @@ def propose(
             f"campaign '{name}' has spent its budget ({used} of {spec.budget} experiments)",
             f"raise it with `loop campaign update {name} --budget N`",
         )
+    # proposals before measurements: a job completed between the two reads then shows up as
+    # measured (read later) rather than as neither measured nor pending
+    props = crud.list_proposals(session=session, campaign_id=rec.id)
     ms = crud.list_measurements(session=session, campaign_id=rec.id)
     best = _target_reached(spec, ms)
     if best is not None:
@@ -231,7 +276,6 @@ def propose(
     base_seed = seed if seed is not None else zlib.crc32(name.encode()) % (2**31)
     batch = crud.next_batch(session=session, campaign_id=rec.id)
 
-    props = crud.list_proposals(session=session, campaign_id=rec.id)
     pending = [p for p in props if p.status in PENDING]
     failed = [p for p in props if p.status == "failed"]
 
@@ -261,6 +305,7 @@ def propose(
 
     if len(ms) < max(2, spec.n_initial()):
         items = _initial_design(space, q, base_seed, props, available, rows_of)
+        before_writing()
         out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items)
         crud.add_event(
             session=session,
@@ -301,6 +346,7 @@ def propose(
             f"campaign '{name}': {err}",
             f"choose another surrogate with `loop campaign update {name} --surrogate gp`",
         ) from None
+    before_writing()
     if state is not None and cached is not None:
         fit_rec = cached
         reused = True

@@ -21,11 +21,18 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from db import NewMeasurement, crud
+from db.queue import lock_campaign
 from loop.errors import IngestError
-from loop.space import check_params, input_columns
+from loop.space import as_float, check_params, input_columns
 from loop.spec import RESERVED_COLUMNS, CampaignSpec, CompositionParameter, parse_spec
 
 __all__ = ["IngestResult", "ingest", "ingest_rows", "read_rows", "pool_key"]
+
+#: Ids are 32-bit signed integers in every store.
+MAX_ID = 2**31 - 1
+#: Column sizes of the measurement table (source, and idempotency key less its `id:` prefix).
+MAX_SOURCE = 100
+MAX_MEASUREMENT_ID = 200
 
 Format = Literal["csv", "jsonl"]
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -73,6 +80,11 @@ def read_rows(
                 continue
             try:
                 obj = json.loads(line)
+            except RecursionError:
+                raise IngestError(
+                    f"{source}, line {i}: JSON nested too deeply",
+                    "each line of a JSONL file must be one flat JSON object",
+                ) from None
             except json.JSONDecodeError as err:
                 raise IngestError(
                     f"{source}, line {i}: not valid JSON ({err.msg})",
@@ -87,37 +99,36 @@ def read_rows(
         return rows
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
-        header = next(reader)
-    except StopIteration:
-        raise IngestError(
-            f"{source}: the file is empty", "add a header row and data rows"
-        ) from None
-    header = [h.strip() for h in header]
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise IngestError(
-            f"{source}, line 1: columns {dup} appear more than once", "keep one column per name"
-        )
-    for i, rec in enumerate(reader, start=2):
-        if not any(c.strip() for c in rec):
-            continue
-        if len(rec) != len(header):
+        try:
+            header = next(reader)
+        except StopIteration:
             raise IngestError(
-                f"{source}, line {i}: {len(rec)} fields, the header has {len(header)}",
-                "quote values that hold commas; fill empty cells",
+                f"{source}: the file is empty", "add a header row and data rows"
+            ) from None
+        header = [h.strip() for h in header]
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise IngestError(
+                f"{source}, line 1: columns {dup} appear more than once",
+                "keep one column per name",
             )
-        rows.append((i, dict(zip(header, rec))))
+        line = reader.line_num + 1
+        for rec in reader:
+            if any(c.strip() for c in rec):
+                if len(rec) != len(header):
+                    raise IngestError(
+                        f"{source}, line {line}: {len(rec)} fields, the header has {len(header)}",
+                        "quote values that hold commas; fill empty cells",
+                    )
+                rows.append((line, dict(zip(header, rec))))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise IngestError(
+            f"{source}, line {reader.line_num}: not valid CSV ({err})",
+            "save the file as plain CSV: one record per line, quotes around values that hold "
+            "commas, quotes or line breaks",
+        ) from None
     return rows
-
-
-def _num(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v) if isinstance(v, (int, float)) else float(str(v).strip())
-    except ValueError:
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float], str | None]:
@@ -173,6 +184,8 @@ def ingest_rows(
         IngestError: Listing every bad row and column; nothing is stored.
     """
     rec = crud.get_campaign(session=session, name=name)
+    # concurrent submissions of one campaign are checked against each other's stored keys
+    lock_campaign(session=session, campaign_id=rec.id, kind="write")
     spec: CampaignSpec = parse_spec(rec.spec, f"campaign '{name}'")
     inputs = input_columns(spec)
     comps = {p.name: p for p in spec.parameters if isinstance(p, CompositionParameter)}
@@ -196,10 +209,9 @@ def ingest_rows(
             "<objective>_std); rename or remove it"
         )
 
-    pool_index: dict[tuple[Any, ...], int] = {}
-    if spec.is_pool:
-        for idx, _key, params in crud.list_candidates(session=session, campaign_id=rec.id):
-            pool_index[pool_key(params)] = idx
+    # the pool's index by parameters, read only for rows that name no proposal (a job's result
+    # carries its candidate, and a pool can hold hundreds of thousands of rows)
+    pool_index: dict[tuple[Any, ...], int] | None = None
     prop_cache: dict[int, Any] = {}
     prepared: list[tuple[int, NewMeasurement, str]] = []  # (line, item, identity for dedupe)
     occurrences: dict[str, int] = {}
@@ -211,8 +223,8 @@ def ingest_rows(
         proposal = None
         pid_raw = row.get("proposal_id")
         if pid_raw not in (None, ""):
-            pid = _num(pid_raw)
-            if pid is None or pid != int(pid):
+            pid = as_float(pid_raw)
+            if pid is None or pid != int(pid) or not 1 <= pid <= MAX_ID:
                 bad.append(f"column 'proposal_id': {pid_raw!r} is not a proposal id (an integer)")
             else:
                 pid = int(pid)
@@ -264,14 +276,14 @@ def ingest_rows(
             if o not in row or row[o] in (None, ""):
                 bad.append(f"column '{o}': missing value; every row needs {outcomes}")
                 continue
-            v = _num(row[o])
+            v = as_float(row[o])
             if v is None:
                 bad.append(f"column '{o}': {row[o]!r} is not a finite number")
             else:
                 values[o] = v
             sraw = row.get(f"{o}_std")
             if sraw not in (None, ""):
-                s = _num(sraw)
+                s = as_float(sraw)
                 if s is None or s < 0:
                     bad.append(f"column '{o}_std': {sraw!r} must be a number >= 0")
                 else:
@@ -294,10 +306,18 @@ def ingest_rows(
                     f"column 'measured_at': {row['measured_at']!r} is not an ISO 8601 time "
                     "(e.g. 2026-05-01T14:30:00)"
                 )
+        src = str(row.get("source") or default_source).strip()
+        if len(src) > MAX_SOURCE:
+            bad.append(f"column 'source': {len(src)} characters; use at most {MAX_SOURCE}")
+        mid = row.get("measurement_id")
+        if mid not in (None, "") and len(str(mid).strip()) > MAX_MEASUREMENT_ID:
+            bad.append(
+                f"column 'measurement_id': {len(str(mid).strip())} characters; use at most "
+                f"{MAX_MEASUREMENT_ID}"
+            )
         if bad:
             problems += [f"{where}, {b}" for b in bad]
             continue
-        src = str(row.get("source") or default_source).strip()
         prov = {
             k: str(row[k])
             for k in ("operator", "instrument", "raw_sha256", "notes")
@@ -311,7 +331,6 @@ def ingest_rows(
             sort_keys=True,
             default=str,
         )
-        mid = row.get("measurement_id")
         if mid not in (None, ""):
             key = f"id:{str(mid).strip()}"
         elif proposal is not None and not replicate:
@@ -321,9 +340,16 @@ def ingest_rows(
             k = occurrences.get(digest, 0) + 1
             occurrences[digest] = k
             key = f"row:{digest}:{k}"
-        cidx = pool_index.get(pool_key(params)) if spec.is_pool else None
+        cidx = None
         if proposal is not None and proposal.candidate_idx is not None:
             cidx = proposal.candidate_idx
+        elif spec.is_pool:
+            if pool_index is None:
+                pool_index = {
+                    pool_key(ps): idx
+                    for idx, _key, ps in crud.list_candidates(session=session, campaign_id=rec.id)
+                }
+            cidx = pool_index.get(pool_key(params))
         prepared.append(
             (
                 line,
@@ -410,8 +436,13 @@ def ingest(
     text: str | None = None,
     fmt: Format | None = None,
     default_source: str = "experiment",
+    label: str = "<stdin>",
 ) -> IngestResult:
-    """Ingest a CSV or JSONL file (`path`), or `text` read from stdin when `path` is '-'."""
+    """Ingest a CSV or JSONL file (`path`), or `text` when `path` is '-'.
+
+    Args:
+        label: How errors name `text` (stdin, an HTTP request, a file of a watched folder).
+    """
     source = str(path)
     if text is None:
         p = Path(path)
@@ -425,12 +456,12 @@ def ingest(
                 f"{p}: not UTF-8 text", "save the file as UTF-8 CSV or JSONL"
             ) from None
     sha = hashlib.sha256(text.encode()).hexdigest()
-    rows = read_rows(text, source if source != "-" else "<stdin>", fmt)
+    rows = read_rows(text, source if source != "-" else label, fmt)
     return ingest_rows(
         session=session,
         name=name,
         rows=rows,
-        source=source if source != "-" else "<stdin>",
+        source=source if source != "-" else label,
         default_source=default_source,
         file_sha256=sha,
     )

@@ -24,7 +24,7 @@ from loop.spec import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DesignSpace", "input_columns", "check_params"]
+__all__ = ["DesignSpace", "input_columns", "check_params", "as_float"]
 
 
 def input_columns(spec: CampaignSpec) -> list[str]:
@@ -51,7 +51,7 @@ def check_params(spec: CampaignSpec, params: dict[str, Any]) -> tuple[dict[str, 
         if isinstance(p, CompositionParameter):
             fracs: dict[str, float] = {}
             for el in p.elements:
-                v = _as_float(params.get(el))
+                v = as_float(params.get(el))
                 if v is None:
                     problems.append(
                         f"{el}: not a number ({params.get(el)!r}); give the fraction "
@@ -79,7 +79,7 @@ def check_params(spec: CampaignSpec, params: dict[str, Any]) -> tuple[dict[str, 
                 problems.append(f"{p.name}: {v!r} is not one of {p.choices}")
             out[p.name] = s
         else:
-            v = _as_float(params.get(p.name))
+            v = as_float(params.get(p.name))
             if v is None:
                 problems.append(f"{p.name}: not a number ({params.get(p.name)!r})")
                 continue
@@ -95,12 +95,13 @@ def check_params(spec: CampaignSpec, params: dict[str, Any]) -> tuple[dict[str, 
     return out, problems
 
 
-def _as_float(v: Any) -> float | None:
+def as_float(v: Any) -> float | None:
+    """A finite float from a cell or JSON value, or None."""
     if v is None or isinstance(v, bool):
         return None
     try:
         f = float(str(v).strip()) if not isinstance(v, (int, float)) else float(v)
-    except ValueError:
+    except (ValueError, OverflowError, TypeError):  # "x", a 400-digit integer, ...
         return None
     return f if math.isfinite(f) else None
 

@@ -44,7 +44,7 @@ __all__ = [
     "parse_spec",
 ]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 #: Column names that ingest and export give a meaning of their own.
 RESERVED_COLUMNS = frozenset(
@@ -67,7 +67,7 @@ class _Strict(BaseModel):
 
 
 def _check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} must start with a letter or '_' and hold only letters, digits, "
             "'_', '.' or '-'"

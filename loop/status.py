@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db import crud
+from db.queue import as_utc
 from loop.spec import parse_spec
 
-__all__ = ["campaign_status", "proposal_dict", "pareto_front"]
+__all__ = ["campaign_status", "proposal_dict", "propose_dict", "ingest_dict", "pareto_front"]
 
 
 def proposal_dict(p: Any) -> dict[str, Any]:
@@ -26,7 +27,35 @@ def proposal_dict(p: Any) -> dict[str, Any]:
         "model_fit": p.model_fit_id,
         "reason": p.reason or None,
         "lease_owner": p.lease_owner,
-        "lease_expires_at": p.lease_expires_at.isoformat() if p.lease_expires_at else None,
+        "lease_expires_at": p.lease_expires_at and as_utc(p.lease_expires_at).isoformat(),
+        "attempts": getattr(p, "attempts", 0),
+    }
+
+
+def propose_dict(res: Any) -> dict[str, Any]:
+    """A `ProposeResult` as plain JSON-able data (CLI `--json` and HTTP)."""
+    fit = res.model_fit
+    return {
+        "campaign": res.campaign,
+        "batch": res.batch,
+        "strategy": res.strategy,
+        "model_fit": None
+        if fit is None
+        else {"id": fit.id, "kind": fit.kind, "reused": res.fit_reused, "metrics": fit.metrics},
+        "seconds": round(res.seconds, 3),
+        "notes": res.notes,
+        "proposals": [proposal_dict(p) for p in res.proposals],
+    }
+
+
+def ingest_dict(res: Any) -> dict[str, Any]:
+    """An `IngestResult` as plain JSON-able data (CLI `--json` and HTTP)."""
+    return {
+        "source": res.source,
+        "rows": res.rows,
+        "stored": res.stored,
+        "already_stored": res.already,
+        "measurement_ids": res.measurement_ids,
     }
 
 

@@ -9,9 +9,10 @@ import typer
 
 from loop.cli import benchmark as benchmark_cmd
 from loop.cli import campaign as campaign_cmd
-from loop.cli import dbcmd, proposal
+from loop.cli import dbcmd, proposal, service
 from loop.cli import surrogate as surrogate_cmd
 from loop.cli.common import LoopGroup, Settings, console, emit_json, fmt, open_store
+from loop.errors import LoopError
 
 app = typer.Typer(
     cls=LoopGroup,
@@ -63,7 +64,7 @@ def propose(
 ) -> None:
     """Propose the next batch of experiments."""
     from loop.engine import propose as _propose
-    from loop.status import proposal_dict
+    from loop.status import propose_dict
 
     store = open_store(ctx)
     with store.session_scope() as session:
@@ -76,24 +77,7 @@ def propose(
             device=device,
         )
     if as_json:
-        emit_json(
-            {
-                "campaign": res.campaign,
-                "batch": res.batch,
-                "strategy": res.strategy,
-                "model_fit": None
-                if res.model_fit is None
-                else {
-                    "id": res.model_fit.id,
-                    "kind": res.model_fit.kind,
-                    "reused": res.fit_reused,
-                    "metrics": res.model_fit.metrics,
-                },
-                "seconds": round(res.seconds, 3),
-                "notes": res.notes,
-                "proposals": [proposal_dict(p) for p in res.proposals],
-            }
-        )
+        emit_json(propose_dict(res))
         return
     from rich.table import Table
 
@@ -133,6 +117,7 @@ def ingest(
     """Store measurements from a file or stdin, all rows or none."""
     from loop.errors import IngestError
     from loop.ingest import ingest as _ingest
+    from loop.status import ingest_dict
 
     if fmt_ not in (None, "csv", "jsonl"):
         raise IngestError(f"--format {fmt_!r} is not known", "use csv or jsonl")
@@ -148,15 +133,7 @@ def ingest(
             default_source=source,
         )
     if as_json:
-        emit_json(
-            {
-                "source": res.source,
-                "rows": res.rows,
-                "stored": res.stored,
-                "already_stored": res.already,
-                "measurement_ids": res.measurement_ids,
-            }
-        )
+        emit_json(ingest_dict(res))
         return
     typer.echo(f"{res.source}: {res.rows} rows, {res.stored} stored, {res.already} already stored")
 
@@ -165,56 +142,45 @@ def ingest(
 def status(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
+    watch: bool = typer.Option(False, "--watch", help="Refresh until interrupted."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes."),
+    times: int | None = typer.Option(
+        None, "--times", help="With --watch: stop after this many refreshes."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
-    """Counts by status, best so far and the last model fit."""
+    """Counts by status, best so far, the last model fit and running jobs with their leases."""
+    from loop.cli.statusview import status_view
     from loop.status import campaign_status
 
     store = open_store(ctx)
-    with store.session_scope() as session:
-        st = campaign_status(session=session, name=campaign)
+
+    def read() -> dict:
+        with store.session_scope() as session:
+            return campaign_status(session=session, name=campaign)
+
+    st = read()
     if as_json:
         emit_json(st)
         return
-    from rich.table import Table
+    if not watch:
+        console().print(status_view(st))
+        return
+    import time
 
-    out = console()
-    b = st["budget"]
-    out.print(
-        f"[bold]{st['campaign']}[/bold] ({st['status']}, spec v{st['spec_version']}, "
-        f"{st['space']}{'' if st['candidates'] is None else ' of ' + str(st['candidates'])})"
-        f": budget {b['used']}/{b['total']} used, {st['measurements']} measurements"
-    )
-    t = Table(title="proposals")
-    for s in st["proposals"]:
-        t.add_column(s, justify="right")
-    t.add_row(*[str(v) for v in st["proposals"].values()])
-    out.print(t)
-    for oname, best in st["best"].items():
-        out.print(
-            f"best {oname} ({best['direction']}): {fmt(best['value'])} at "
-            f"{_params_text(best['params'])} (measurement {best['measurement']})"
-        )
-    if not st["best"]:
-        out.print("no measurements yet")
-    if st["stop"] is not None:
-        s = st["stop"]
-        out.print(
-            f"stop target {s['objective']} {fmt(s['target'])}: "
-            f"{'reached' if s['reached'] else 'not reached'}"
-        )
-    fit = st["last_fit"]
-    if fit is None:
-        out.print("no model fit yet")
-    else:
-        parts = [
-            f"{k}: rmse {fmt(v['rmse'])}, r2 {fmt(v['r2'])}, 90% coverage {fmt(v['coverage90'])}"
-            for k, v in fit["metrics"].items()
-            if isinstance(v, dict)
-        ]
-        out.print(
-            f"last fit {fit['id']} ({fit['kind']}, {fit['created_at'][:19]}): " + "; ".join(parts)
-        )
+    from rich.live import Live
+
+    if interval <= 0:
+        raise LoopError(f"--interval {interval} must be positive", "give seconds, e.g. 2")
+    shown = 1
+    with Live(status_view(st), console=console(), auto_refresh=False) as live:
+        try:
+            while times is None or shown < times:
+                time.sleep(interval)
+                live.update(status_view(read()), refresh=True)
+                shown += 1
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
@@ -244,6 +210,32 @@ def export(
 
 
 @app.command()
+def report(
+    ctx: typer.Context,
+    campaign: str = typer.Argument(..., help="Campaign name."),
+    output: Path = typer.Option(
+        Path("report.html"), "-o", "--output", help="HTML file to write (self-contained)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON."),
+) -> None:
+    """A self-contained HTML report of a campaign (figures embedded), built from the store."""
+    from loop.report import build_report, load_context
+
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        rc = load_context(session=session, name=campaign, artifact_dir=store.artifact_dir)
+    doc, page = build_report(rc)
+    output.write_text(page, encoding="utf-8")
+    if as_json:
+        emit_json(doc)
+        return
+    typer.echo(
+        f"wrote {output} ({len(page) // 1024} KiB, {len(doc['sections'])} sections, "
+        f"{doc['seconds']:.1f} s)"
+    )
+
+
+@app.command()
 def demo(
     ctx: typer.Context,
     rounds: int = typer.Option(6, help="Model-based rounds after the initial design."),
@@ -256,6 +248,12 @@ def demo(
 
     store = open_store(ctx)
     run_demo(store, name=name, rounds=rounds, batch=batch, seed=seed, echo=typer.echo)
+
+
+app.command()(service.serve)
+app.command()(service.worker)
+app.command()(service.run)
+app.add_typer(service.token_app, name="token")
 
 
 def main() -> None:

@@ -587,3 +587,167 @@ def _propose_markdown(doc: dict[str, Any]) -> str:
         ]  # fmt: skip
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+@app.command("service")
+def service_bench(
+    jobs: int = typer.Option(200, "--jobs", help="Jobs per queue run (at most 600)."),
+    workers: str = typer.Option("1,2,4,8", "--workers", help="Worker process counts."),
+    rounds: int = typer.Option(100, "--rounds", help="Round trips per operation."),
+    postgres: str | None = typer.Option(
+        None, "--postgres", help="Also run on this PostgreSQL database (it gains campaigns)."
+    ),
+    out: Path = typer.Option(Path("benchmark-results/service"), "--out", help="Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Job-queue throughput (worker processes vs in-process ingest) and HTTP round trips
+    (LoopClient vs in-process calls), on SQLite and optionally PostgreSQL."""
+    import os
+
+    from loop.benchmark.service import queue_throughput, round_trips, temporary_sqlite
+    from loop.errors import LoopError
+
+    if not 1 <= jobs <= 600:
+        raise LoopError(f"--jobs {jobs} is out of range", "the crossed-barrel pool has 600 designs")
+    counts = _int_list(workers, "--workers")
+    stores: list[tuple[str, str, Path]] = []
+    url, art = temporary_sqlite()
+    stores.append(("sqlite", url, art))
+    if postgres:
+        from db import resolve_url
+
+        stores.append(("postgresql", resolve_url(postgres), art.parent / "pg-artifacts"))
+    doc: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "jobs": jobs,
+        "rounds": rounds,
+        "queue": [],
+        "round_trips": [],
+    }
+    for label, db_url, db_art in stores:
+        for row in queue_throughput(db_url, db_art, jobs=jobs, workers=counts):
+            doc["queue"].append({"store": label, **row})
+        for row in round_trips(db_url, db_art, rounds=rounds):
+            doc["round_trips"].append({"store": label, **row})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    lines = [
+        f"Queue: {jobs} jobs (crossed-barrel, data-set oracle), {os.cpu_count()} CPU cores",
+        "",
+        "| store | mode | workers | seconds | jobs/s |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in doc["queue"]:
+        lines.append(
+            f"| {r['store']} | {r['mode']} | {r['workers']} | {r['seconds']:.2f} | "
+            f"{r['jobs_per_second']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Round trips ({rounds} each; HTTP = LoopClient to uvicorn on this machine)",
+        "",
+        "| store | operation | via | median ms | p95 ms |",
+        "| --- | --- | --- | ---: | ---: |",
+    ]
+    for r in doc["round_trips"]:
+        lines.append(
+            f"| {r['store']} | {r['operation']} | {r['via']} | {r['median_ms']:.1f} | "
+            f"{r['p95_ms']:.1f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)
+        typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}")
+
+
+@app.command("report-time")
+def report_bench(
+    measurements: str = typer.Option("500,5000", "--measurements", help="Campaign sizes."),
+    surrogate: str = typer.Option("ensemble", "--surrogate", help="Surrogate of the fits."),
+    rounds: int = typer.Option(2, "--rounds", help="Model-based batches of 8 before the report."),
+    out: Path = typer.Option(Path("benchmark-results/report"), "--out", help="Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Time `loop report` on Hartmann-6 campaigns of the given sizes (per section, and the
+    whole command in a fresh process)."""
+    from loop.benchmark.report_speed import report_timing
+
+    rows = [
+        report_timing(n, rounds=rounds, surrogate=surrogate)
+        for n in _int_list(measurements, "--measurements")
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    names = list(rows[0]["section_seconds"])
+    lines = [
+        "| measurements | fits | " + " | ".join(names) + " | in-process total | `loop report` |",
+        "| ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['measurements']} | {r['fits']} | "
+            + " | ".join(f"{r['section_seconds'].get(n, 0):.2f}" for n in names)
+            + f" | {r['in_process_seconds']:.2f} | {r['cli_seconds']:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(rows)
+    else:
+        typer.echo(text)
+
+
+@app.command("structures")
+def structures_bench(
+    data: list[Path] = typer.Argument(..., help="CSV files with a CIF column (perov_5)."),
+    cif: str = typer.Option("cif", "--cif", help="Column holding the CIF text."),
+    target: str = typer.Option("heat_all", "--target", help="Column to predict."),
+    members: int = typer.Option(3, "--members", help="Ensemble members."),
+    budget: float = typer.Option(240.0, "--budget", help="Training seconds per CGCNN member."),
+    epochs: int = typer.Option(300, "--epochs", help="Epoch limit per member."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split and the members."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N rows."),
+    elemnet: bool = typer.Option(True, "--elemnet/--no-elemnet", help="Run the ElemNet peer."),
+    out: Path = typer.Option(Path("benchmark-results/structures"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """CGCNN ensemble on crystal structures next to ElemNet (composition only), one split."""
+    from loop.benchmark.structures import run_structure_benchmark
+    from loop.errors import LoopError
+
+    if members < 1 or budget <= 0 or epochs < 1:
+        raise LoopError("--members, --budget and --epochs must be positive", "e.g. 3, 240, 300")
+    doc = run_structure_benchmark(
+        data,
+        cif=cif,
+        target=target,
+        members=members,
+        budget=budget,
+        epochs=epochs,
+        seed=seed,
+        limit=limit,
+        elemnet=elemnet,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
+    lines = [
+        f"{doc['rows']} rows ({doc['train']} train, {doc['test']} test), target {doc['target']}, "
+        f"{members} members, {budget:g} s per CGCNN member",
+        "",
+        "| model | MAE | RMSE | R2 | 90% coverage | miscal. area | fit s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, m in doc["models"].items():
+        lines.append(
+            f"| {name} | {m['mae']:.4f} | {m['rmse']:.4f} | {m['r2']:.3f} | {m['cov90']:.3f} | "
+            f"{m['miscal_area']:.3f} | {m['fit_seconds']:.0f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)

@@ -19,6 +19,8 @@ __all__ = ["Settings", "LoopGroup", "settings", "open_store", "emit_json", "cons
 
 #: Exit code for bad input, bad specs and refused requests.
 EXIT_BAD_INPUT = 2
+#: Exit code when the store is busy or unreachable (worth retrying).
+EXIT_STORE = 3
 
 
 @dataclass(frozen=True)
@@ -33,11 +35,21 @@ class LoopGroup(TyperGroup):
     """Maps every `LoopError` to a message on stderr and exit code 2, in one place."""
 
     def invoke(self, ctx: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
         try:
             return super().invoke(ctx)
         except LoopError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OperationalError as err:
+            # a busy SQLite file or an unreachable server: nothing was written; say so plainly
+            typer.echo(
+                f"error: the database is busy or unreachable ({err.orig}); nothing was changed"
+                "\n  hint: run the command again; for many concurrent writers use PostgreSQL",
+                err=True,
+            )
+            raise typer.Exit(EXIT_STORE) from None
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -49,11 +61,19 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 def open_store(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    import dataclasses
+    import getpass
+
     from db import open_store as _open
 
     s = settings(ctx)
     try:
-        return _open(s.db_url, artifact_dir=s.artifact_dir)
+        store = _open(s.db_url, artifact_dir=s.artifact_dir)
+        try:
+            user = getpass.getuser()
+        except Exception:  # no user name in this environment (some containers)
+            user = "unknown"
+        return dataclasses.replace(store, actor=f"cli:{user}")
     except LoopError:
         raise
     except Exception as err:  # a store that cannot be opened is bad input: name it

@@ -141,3 +141,110 @@ def test_propose_latency_on_a_gp_and_the_continuous_box(tmp_path: Path) -> None:
     assert "--data" in err
     err = cli.fails("benchmark", "propose", "--space", "box", "--pools", "ten")
     assert "--pools" in err
+
+
+def test_benchmark_service_runs_queue_and_round_trips(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loop.cli import app as loop_app
+
+    out = tmp_path / "svc"
+    res = CliRunner().invoke(
+        loop_app,
+        [
+            "benchmark",
+            "service",
+            "--jobs",
+            "6",
+            "--workers",
+            "1,2",
+            "--rounds",
+            "3",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    modes = [(r["mode"], r["workers"]) for r in doc["queue"]]
+    assert modes == [
+        ("in-process ingest (baseline)", 1),
+        ("worker processes", 1),
+        ("worker processes", 2),
+    ]
+    assert all(r["jobs"] == 6 and r["seconds"] > 0 for r in doc["queue"])
+    ops = {(r["operation"], r["via"]) for r in doc["round_trips"]}
+    assert ("claim + complete", "http") in ops and ("ingest one row", "in-process") in ops
+    assert (out / "results.md").read_text().startswith("Queue: 6 jobs")
+
+
+def test_benchmark_report_times_each_section(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loop.cli import app as loop_app
+
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(
+        loop_app,
+        [
+            "benchmark",
+            "report-time",
+            "--measurements",
+            "30",
+            "--rounds",
+            "1",
+            "--surrogate",
+            "gp",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.stdout)
+    assert row["measurements"] == 38 and row["fits"] == 1
+    assert {"summary", "progress", "diagnostics", "decisions", "space", "representation"} <= set(
+        row["section_seconds"]
+    )
+    assert row["cli_seconds"] > 0 and row["html_bytes"] > 10_000
+
+
+def test_benchmark_structures_scores_cgcnn_on_a_cif_table(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from loop.cli import app as loop_app
+
+    data = Path(__file__).resolve().parents[2].parent / "shared/data/structures/perov_5/val.csv"
+    if not data.is_file():
+        import pytest
+
+        pytest.skip(f"{data} is not here")
+    res = CliRunner().invoke(
+        loop_app,
+        [
+            "benchmark",
+            "structures",
+            str(data),
+            "--limit",
+            "60",
+            "--members",
+            "2",
+            "--budget",
+            "2",
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp_path / "s"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert (doc["rows"], doc["train"], doc["test"]) == (60, 48, 12)
+    for name in ("cgcnn-ensemble", "elemnet-ensemble"):
+        m = doc["models"][name]
+        assert m["mae"] > 0 and 0 <= m["cov90"] <= 1
+    assert len(doc["models"]["cgcnn-ensemble"]["training"]) == 2
+    bad = CliRunner().invoke(loop_app, ["benchmark", "structures", str(data), "--target", "nope"])
+    assert bad.exit_code == 2 and "no column 'nope'" in bad.output

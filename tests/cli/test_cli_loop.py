@@ -474,7 +474,21 @@ def test_status_text_and_json(p3ht: Cli) -> None:
     assert st["best"]["conductivity"]["proposal"] == best["id"]
     out = p3ht("status", "p3ht").stdout
     assert "budget 3/60 used, 2 measurements" in out
-    assert "best conductivity (maximize)" in out
+    assert "best so far" in out and "conductivity (maximize)" in out
+    assert "1 proposal(s) waiting to be run" in out
+    # a job in progress shows its worker and lease; --watch refreshes the same view
+    p3ht("run", "p3ht", "--via", "worker", "--budget", "3")  # finishes the waiting one
+    p3ht.json("propose", "p3ht", "-n", "1")
+    from db import open_store
+    from loop.jobs import claim_job
+
+    store = open_store(p3ht.url)
+    with store.session_scope() as session:
+        claim_job(session=session, name="p3ht", worker="rig-7", lease_seconds=600)
+    store.dispose()
+    out = p3ht("status", "p3ht", "--watch", "--interval", "0.05", "--times", "2").stdout
+    assert "running jobs" in out and "rig-7" in out and "s left" in out
+    assert "--interval" in p3ht.fails("status", "p3ht", "--watch", "--interval", "0")
     err = p3ht.fails("status", "nope")
     assert "no campaign named 'nope'" in err
 

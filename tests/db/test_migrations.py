@@ -35,6 +35,7 @@ EXPECTED_UNIQUE: dict[str, dict[str, list[str]]] = {
     },
     "model_fit": {},
     "event": {},
+    "api_token": {"uq_api_token_secret_sha256": ["secret_sha256"]},
 }
 
 

@@ -1,0 +1,136 @@
+"""CGCNN (Xie and Grossman 2018, PRL 120, 145301): graph convolutions over a crystal graph.
+
+Maps a `GraphBatch` of `B` crystals to `B x out_dim`:
+
+1. a linear embedding of the 92 atom features to `embed` (64);
+2. `n_conv` convolutions: for each atom `i` and neighbour `j`, `z = W [v_i, v_j, u_ij] + b`,
+   batch norm, split into a filter and a core, `sigmoid(filter) * softplus(core)` summed over
+   the neighbours, batch norm, and `v_i <- softplus(v_i + sum)`;
+3. mean pooling over each crystal's atoms (by index, no loop over crystals);
+4. softplus, `n_hidden` hidden layers of width `hidden` with softplus, optional dropout before
+   the output, and a linear output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from surrogates.crystal_graph import ATOM_FEATURE_DIM, GraphBatch, GraphStore
+
+__all__ = ["CGCNNConfig", "CGCNN", "CGCNNOnIndices", "ConvLayer", "mean_pool"]
+
+
+@dataclass(frozen=True)
+class CGCNNConfig:
+    """The paper's architecture by default: embedding 64, 4 convolutions, one hidden layer of 32."""
+
+    atom_dim: int = ATOM_FEATURE_DIM
+    edge_dim: int = 41
+    embed: int = 64
+    n_conv: int = 4
+    hidden: int = 32
+    n_hidden: int = 1
+    out_dim: int = 1
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.atom_dim, self.edge_dim, self.embed, self.hidden, self.out_dim) < 1:
+            raise ValueError(f"every width must be at least 1: {self}")
+        if self.n_conv < 1 or self.n_hidden < 0:
+            raise ValueError(f"need at least one convolution and no negative depth: {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CGCNNConfig:
+        return cls(**d)
+
+
+class ConvLayer(nn.Module):
+    """One CGCNN convolution over `N` atoms with `M` neighbours each."""
+
+    def __init__(self, atom_dim: int, edge_dim: int) -> None:
+        super().__init__()
+        self.atom_dim = atom_dim
+        self.fc = nn.Linear(2 * atom_dim + edge_dim, 2 * atom_dim)
+        self.bn_edges = nn.BatchNorm1d(2 * atom_dim)
+        self.bn_sum = nn.BatchNorm1d(atom_dim)
+
+    def forward(self, v: torch.Tensor, nbr: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """`N x A` atoms, `N x M` neighbour indices, `N x M x G` edges -> `N x A`."""
+        n, m = nbr.shape
+        a = self.atom_dim
+        z = torch.cat([v.unsqueeze(1).expand(n, m, a), v[nbr], e], dim=-1)
+        z = self.bn_edges(self.fc(z).reshape(n * m, 2 * a)).reshape(n, m, 2 * a)
+        gate, core = z.chunk(2, dim=-1)
+        s = (torch.sigmoid(gate) * F.softplus(core)).sum(dim=1)
+        return F.softplus(v + self.bn_sum(s))
+
+
+def mean_pool(v: torch.Tensor, crystal: torch.Tensor, n_crystals: int) -> torch.Tensor:
+    """`N x A` atom vectors -> `B x A` means over each crystal's atoms."""
+    total = torch.zeros(n_crystals, v.shape[-1], dtype=v.dtype, device=v.device)
+    total.index_add_(0, crystal, v)
+    count = torch.bincount(crystal, minlength=n_crystals).clamp_min(1).to(v.dtype)
+    return total / count.unsqueeze(-1)
+
+
+class CGCNN(nn.Module):
+    def __init__(self, config: CGCNNConfig = CGCNNConfig()) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Linear(config.atom_dim, config.embed)
+        self.convs = nn.ModuleList(
+            [ConvLayer(config.embed, config.edge_dim) for _ in range(config.n_conv)]
+        )
+        layers: list[nn.Module] = []
+        prev = config.embed
+        for _ in range(config.n_hidden):
+            layers += [nn.Linear(prev, config.hidden), nn.Softplus()]
+            prev = config.hidden
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.head = nn.Linear(prev, config.out_dim)
+
+    def features(self, batch: GraphBatch) -> torch.Tensor:
+        """`B x width` crystal representations (the input of the output layer)."""
+        v = self.embedding(batch.atoms)
+        for conv in self.convs:
+            v = conv(v, batch.neighbors, batch.edges)
+        pooled = F.softplus(mean_pool(v, batch.crystal, batch.n_crystals))
+        return self.body(pooled)
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        return self.head(self.dropout(self.features(batch)))
+
+
+class CGCNNOnIndices(nn.Module):
+    """CGCNN over a fixed pool: inputs are `... x 1` candidate indices into a `GraphStore`.
+
+    The store is not part of the state dict (it is rebuilt from the pool); only the weights are.
+    """
+
+    def __init__(self, store: GraphStore, config: CGCNNConfig = CGCNNConfig()) -> None:
+        super().__init__()
+        self.store = store
+        self.net = CGCNN(config)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        out = super()._apply(fn, recurse)
+        probe = fn(torch.zeros(1))
+        self.store.to(probe.device)
+        return out
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """`... x 1` indices -> `... x out_dim`."""
+        lead = X.shape[:-1]
+        y = self.net(self.store.select(X.reshape(-1).round().long()))
+        return y.reshape(*lead, -1)

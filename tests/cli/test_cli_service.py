@@ -1,0 +1,72 @@
+"""`loop token`, `loop worker`, `loop run` and `loop serve` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from cli_helpers import Cli
+
+ROOT = Path(__file__).resolve().parents[2]
+P3HT = ROOT / "examples" / "p3ht.toml"
+
+
+def test_tokens_worker_and_run(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    cli("campaign", "create", P3HT)
+    made = cli.json("token", "create", "p3ht", "--name", "robot")
+    assert made["token"].startswith("loop_") and made["campaign"] == "p3ht"
+    listed = cli.json("token", "list")
+    assert listed[0]["name"] == "robot" and "token" not in listed[0]
+    assert "only its hash is stored" in cli("token", "create", "--admin").stderr
+    assert "either for one campaign" in cli.fails("token", "create")
+    assert "no token with id 99" in cli.fails("token", "revoke", "99")
+    cli("token", "revoke", str(made["id"]))
+    assert cli.json("token", "list")[0]["revoked_at"] is not None
+
+    cli("propose", "p3ht", "-n", "3")
+    stats = cli.json("worker", "p3ht", "--simulator", "dataset", "--id", "w1")
+    assert stats["claimed"] == 3 and stats["completed"] == 3
+    assert "simulated by 'dataset'" in cli.fails("worker", "p3ht", "--simulator", "fft")
+    assert "heartbeat" in cli.fails("worker", "p3ht", "--lease", "10", "--heartbeat", "20")
+    summary = cli.json("run", "p3ht", "--via", "worker", "--budget", "7", "--batch", "2")
+    assert summary["finished"] == 7 and summary["measurements"] == 7
+    assert "known: folder, mqtt, worker" in cli.fails("run", "p3ht", "--via", "carrier-pigeon")
+    assert "--folder" in cli.fails("run", "p3ht", "--via", "folder")
+    events = json.loads(cli("campaign", "show", "p3ht", "--json").stdout)
+    assert events["name"] == "p3ht"
+
+
+def test_serve_answers_with_a_token(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    cli("campaign", "create", P3HT)
+    secret = cli.json("token", "create", "p3ht")["token"]
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "LOOP_DATABASE_URL": cli.url, "LOOP_ARTIFACT_DIR": str(cli.artifacts)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loop.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(url + "/health", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.get(url + "/campaigns/p3ht/status", headers={"Authorization": f"Bearer {secret}"})
+        assert r.status_code == 200 and r.json()["campaign"] == "p3ht"
+        assert httpx.get(url + "/campaigns/p3ht/status").status_code == 401
+        schema = httpx.get(url + "/openapi.json").json()
+        assert "/campaigns/{name}/proposals/claim" in schema["paths"]
+    finally:
+        proc.terminate()
+        proc.wait(20)
