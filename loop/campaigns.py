@@ -45,15 +45,28 @@ def check_model_names(spec: CampaignSpec, source: str = "") -> None:
         source: The spec file or campaign, named at the start of the message.
     """
     from acquisition import UnknownAcquisitionError, check_acquisition
-    from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
+    from surrogates import SURROGATES, UnknownSurrogateError, load_builtin, make_surrogate
 
     load_builtin()
+    where = f"{source}: " if source else ""
     try:
-        make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
+        surrogate = make_surrogate(spec.model.surrogate, spec.model.surrogate_options)
         check_acquisition(spec.model.acquisition, spec.model.acquisition_options)
     except (UnknownSurrogateError, UnknownAcquisitionError) as err:
-        where = f"{source}: " if source else ""
         raise SpecError(f"{where}model: {err}", "fix [model] in the spec") from None
+    graphs = [n for n, cls in sorted(SURROGATES.items()) if cls.needs_structures]
+    if surrogate.needs_structures and spec.structures is None:
+        raise SpecError(
+            f"{where}model: surrogate '{spec.model.surrogate}' reads crystal structures, but "
+            "the campaign has no [structures] pool",
+            "add a [structures] table, or choose a surrogate for this space",
+        )
+    if spec.structures is not None and not surrogate.needs_structures:
+        raise SpecError(
+            f"{where}model: a [structures] campaign needs a crystal-graph surrogate; "
+            f"'{spec.model.surrogate}' would only see the structure's index in the pool",
+            f"set [model] surrogate to one of {', '.join(graphs)}",
+        )
 
 
 def read_pool(
@@ -197,10 +210,16 @@ def prepare_campaign_spec(
             if not Path(spec.pool.path).is_absolute()
             else spec.pool.path
         )
+    if spec.structures is not None and not Path(spec.structures.path).is_absolute():
+        raw["structures"]["path"] = str((base / spec.structures.path).resolve())
     spec = parse_spec(raw, source)
     check_model_names(spec, source)
     if spec.compositions is not None:
         return spec, composition_pool(spec)
+    if spec.structures is not None:
+        from loop.structpool import read_structures
+
+        return read_structures(spec, base)
     if spec.pool is None:
         return spec, None
     return read_pool(spec, base)

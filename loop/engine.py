@@ -319,6 +319,8 @@ def _propose(
 
     # -- model-based batch ---------------------------------------------------------------------
     surrogate = make_campaign_surrogate(spec, hint_name=name)
+    if surrogate.needs_structures:
+        surrogate.set_structures(graph_store(session, rec.id, name, Path(artifact_dir)))
     X, Y, Yvar = _training_data(spec, space, ms)
     bounds = space.bounds()
     version = _data_version(spec, ms)
@@ -653,6 +655,59 @@ def _encoded_pool(
     except OSError:
         pass  # a read-only artifact directory only costs the next round the same encoding
     return X
+
+
+#: Graph stores already built in this process, by cache file (a service or worker proposes
+#: many rounds; each pool is featurized once).
+_GRAPH_STORES: dict[str, Any] = {}
+
+
+def graph_store(session: Session, campaign_id: int, name: str, artifact_dir: Path) -> Any:
+    """The crystal graphs of a `[structures]` campaign's pool, in pool order (a `GraphStore`).
+
+    Featurizing means parsing every candidate's CIF (about 3 ms each) and finding its
+    neighbours, so the store is built once and kept as a file in the artifact directory, named
+    by the campaign, the pool size and the graph settings; a missing or unreadable file is
+    rebuilt from the store's CIFs.
+    """
+    from loop.structpool import parse_cif
+    from surrogates.crystal_graph import GraphCache, GraphSpec, GraphStore
+
+    n = crud.count_candidates(session=session, campaign_id=campaign_id)
+    tag = hashlib.sha256(f"{campaign_id}:{n}:{GraphSpec()!r}".encode()).hexdigest()[:16]
+    path = artifact_dir / name / "pool" / f"graphs-{tag}.pt"
+    key = f"{path.resolve()}:{n}"
+    if key in _GRAPH_STORES:
+        return _GRAPH_STORES[key]
+    store = None
+    if path.is_file():
+        try:
+            store = GraphStore.from_state(torch.load(path, weights_only=True))
+            if len(store) != n:
+                store = None
+        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt
+            store = None
+    if store is None:
+        rows = crud.list_candidates(session=session, campaign_id=campaign_id)
+        structures = []
+        for idx, _key, params in rows:
+            try:
+                structures.append(parse_cif(str(params["cif"])))
+            except (KeyError, ValueError) as err:
+                raise LoopError(
+                    f"campaign '{name}': candidate {idx} holds no readable structure ({err})",
+                    "recreate the campaign from its structure pool",
+                ) from None
+        store = GraphStore(GraphCache().graphs(structures))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            torch.save(store.state(), tmp)
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only artifact directory only costs the next round the same work
+    _GRAPH_STORES[key] = store
+    return store
 
 
 def _store_fit(

@@ -25,6 +25,7 @@ from db.queue import lock_campaign
 from loop.errors import IngestError
 from loop.space import as_float, check_params, input_columns
 from loop.spec import RESERVED_COLUMNS, CampaignSpec, CompositionParameter, parse_spec
+from loop.structpool import STRUCTURE_FIELDS
 
 __all__ = ["IngestResult", "ingest", "ingest_rows", "read_rows", "pool_key"]
 
@@ -156,6 +157,40 @@ def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float]
     return {el: float(frac.get(el, 0.0)) * p.total for el in p.elements}, None
 
 
+def _resolve_structure(
+    row: dict[str, Any],
+    given: dict[str, Any],
+    name: str,
+    pool: Any,
+) -> list[str]:
+    """Turn a structure named by its id (the `id` column) into its pool index in `given`.
+
+    The `name` column holds the index only: ids are often numbers too (perov_5's material ids
+    are), so reading one column both ways would be ambiguous. Returns the problems found.
+    """
+    raw, rid = row.get(name), row.get("id")
+    if raw not in (None, "") and as_float(raw) is None:
+        return [
+            f"column '{name}': {raw!r} is not a pool index (an integer); to name a structure by "
+            "its id, put the id in a column 'id'"
+        ]
+    if rid is None or str(rid).strip() == "":
+        return []  # an index, checked against the bounds like any parameter
+    idx = pool()[1].get(str(rid).strip())
+    if idx is None:
+        return [
+            f"column 'id': no structure of the pool has id {str(rid).strip()!r}; use an id "
+            "from the proposal or the pool file"
+        ]
+    if name in given and as_float(given[name]) != idx:
+        return [
+            f"column '{name}': index {given[name]} is not structure {str(rid).strip()!r} "
+            f"(index {idx}); keep one of the two columns"
+        ]
+    given[name] = idx
+    return []
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if set(a) != set(b):
         return False
@@ -193,6 +228,23 @@ def ingest_rows(
     allowed = (
         set(inputs) | set(comps) | set(outcomes) | {f"{o}_std" for o in outcomes} | RESERVED_COLUMNS
     )
+    st_name = spec.structures.name if spec.structures is not None else None
+    if st_name is not None:
+        # a structure is named by its pool index or id (the `structure` or `id` column); the
+        # formula and CIF a proposal carries may come back with the results
+        allowed |= set(STRUCTURE_FIELDS)
+    # a structure pool's candidates by index and by id, read once when a row needs them
+    st_pool: dict[int, dict[str, Any]] = {}
+    st_ids: dict[str, int] = {}
+
+    def structure_pool() -> tuple[dict[int, dict[str, Any]], dict[str, int]]:
+        if not st_pool:
+            for idx, key, ps in crud.list_candidates(session=session, campaign_id=rec.id):
+                st_pool[idx] = ps
+                if key is not None:
+                    st_ids[key] = idx
+        return st_pool, st_ids
+
     problems: list[str] = []
     if not rows:
         raise IngestError(f"{source}: no data rows", "add at least one row of results")
@@ -239,6 +291,8 @@ def ingest_rows(
                     proposal = None
         # -- parameters
         given = {c: row[c] for c in inputs if c in row and row[c] not in (None, "")}
+        if st_name is not None:
+            bad += _resolve_structure(row, given, st_name, structure_pool)
         reported: set[str] = set()  # element columns a bad formula already speaks for
         for cname, p in comps.items():
             if cname in row and row[cname] not in (None, ""):
@@ -343,6 +397,9 @@ def ingest_rows(
         cidx = None
         if proposal is not None and proposal.candidate_idx is not None:
             cidx = proposal.candidate_idx
+        elif st_name is not None:
+            cidx = int(params[st_name])
+            params = dict(structure_pool()[0][cidx])
         elif spec.is_pool:
             if pool_index is None:
                 pool_index = {

@@ -34,6 +34,8 @@ __all__ = [
     "Parameter",
     "PoolSpec",
     "ChemicalSpaceSpec",
+    "StructureSpaceSpec",
+    "STRUCTURE_SURROGATE",
     "Objective",
     "OutcomeConstraint",
     "StopRule",
@@ -331,6 +333,34 @@ class ChemicalSpaceSpec(_Strict):
         return CompositionParameter(name=self.name, elements=list(self.elements))
 
 
+#: The surrogate a `[structures]` campaign gets when its spec names none.
+STRUCTURE_SURROGATE = "cgcnn-ensemble"
+
+
+class StructureSpaceSpec(_Strict):
+    """A pool of crystal structures (`[structures]`), for crystal-graph surrogates (CGCNN).
+
+    `path` is a CSV file with a CIF column (`cif_column`; `key` names a column of structure ids
+    such as `material_id`), a JSON file (a list of pymatgen `Structure` dicts, optionally
+    gzipped), or a folder of `.cif`, POSCAR/`.vasp` and pymatgen `.json` files (each file's
+    name is its id). Identical structures are one candidate. The campaign's design parameter is
+    one integer column `name` (default `structure`): the candidate's index in the pool, which is
+    how structures enter BoTorch; every proposal also carries the structure's `id`, reduced
+    `formula` and `cif`, so a simulation worker or a lab gets the whole crystal.
+    """
+
+    name: str = "structure"
+    path: str
+    cif_column: str = "cif"
+    key: str | None = None
+    max_candidates: int = Field(default=200_000, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "structure parameter name")
+
+
 class Objective(_Strict):
     """A measured quantity to maximize or minimize."""
 
@@ -434,6 +464,7 @@ class CampaignSpec(_Strict):
     parameters: list[Parameter] = Field(default_factory=list)
     pool: PoolSpec | None = None
     compositions: ChemicalSpaceSpec | None = None
+    structures: StructureSpaceSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
     linear_constraints: list[LinearConstraint] = Field(default_factory=list)
@@ -454,6 +485,10 @@ class CampaignSpec(_Strict):
     def _derive_parameters(cls, raw: Any) -> Any:
         """Give a `[compositions]` campaign its design parameter, unless the spec lists some
         (they must then be exactly that one; `_whole` checks)."""
+        if isinstance(raw, dict) and isinstance(raw.get("structures"), dict):
+            model = raw.get("model")
+            if model is None or (isinstance(model, dict) and "surrogate" not in model):
+                raw = {**raw, "model": {**(model or {}), "surrogate": STRUCTURE_SURROGATE}}
         if isinstance(raw, dict) and isinstance(raw.get("compositions"), dict):
             if not raw.get("parameters"):
                 try:
@@ -467,10 +502,34 @@ class CampaignSpec(_Strict):
     def _whole(self) -> CampaignSpec:
         if not self.objectives:
             raise ValueError("objectives is empty; add at least one [[objectives]] table")
-        if not self.parameters and self.pool is None:
+        if not self.parameters and self.pool is None and self.structures is None:
             raise ValueError(
-                "the design space is empty: add [[parameters]] tables, a [pool] or [compositions]"
+                "the design space is empty: add [[parameters]] tables, a [pool], "
+                "[compositions] or [structures]"
             )
+        if self.structures is not None:
+            others = [
+                t
+                for t, v in (("[pool]", self.pool), ("[compositions]", self.compositions))
+                if v is not None
+            ]
+            if others:
+                raise ValueError(
+                    f"the spec has both [structures] and {' and '.join(others)}; a campaign has "
+                    "one candidate pool, so keep one of them"
+                )
+            st = self.structures.name
+            if self.parameters and not (
+                len(self.parameters) == 1
+                and isinstance(self.parameters[0], IntParameter)
+                and self.parameters[0].name == st
+                and self.parameters[0].low == 0
+            ):
+                raise ValueError(
+                    "[[parameters]] cannot sit beside [structures]: the design parameter is the "
+                    f"structure's index in the pool ('{st}'), derived from the pool file; "
+                    "remove the [[parameters]] tables"
+                )
         if self.compositions is not None:
             if self.pool is not None:
                 raise ValueError(
@@ -504,6 +563,8 @@ class CampaignSpec(_Strict):
             if isinstance(p, CompositionParameter):
                 for el in p.elements:
                     claim(el, f"element {el} of composition '{p.name}'")
+        if self.structures is not None and not self.parameters:
+            claim(self.structures.name, f"structure parameter '{self.structures.name}'")
         for o in self.objectives:
             claim(o.name, f"objective '{o.name}'")
         for c in self.constraints:
@@ -533,7 +594,7 @@ class CampaignSpec(_Strict):
             if any(isinstance(p, CompositionParameter) for p in self.parameters):
                 raise ValueError("pool campaigns take plain columns, not composition parameters")
         if self.linear_constraints:
-            if self.pool is not None or self.compositions is not None:
+            if self.is_pool:
                 raise ValueError(
                     "linear_constraints apply to [[parameters]] spaces; a pool's candidates are "
                     "given, so leave the rows that break them out of the pool"
@@ -564,8 +625,9 @@ class CampaignSpec(_Strict):
     # -- helpers the engine uses -------------------------------------------------------------
     @property
     def is_pool(self) -> bool:
-        """Whether the planner picks from a stored candidate pool (`[pool]` or `[compositions]`)."""
-        return self.pool is not None or self.compositions is not None
+        """Whether the planner picks from a stored candidate pool (`[pool]`, `[compositions]` or
+        `[structures]`)."""
+        return any(t is not None for t in (self.pool, self.compositions, self.structures))
 
     @property
     def outcome_names(self) -> list[str]:
@@ -576,6 +638,9 @@ class CampaignSpec(_Strict):
         """Size of the space-filling initial design (default: dimensions + 1, 2 to 10)."""
         if self.initial_design is not None:
             return self.initial_design
+        if self.structures is not None:
+            # one index column says nothing about the space: start a graph network from 10
+            return 10
         d = sum(
             len(p.elements) - 1 if isinstance(p, CompositionParameter) else 1
             for p in self.parameters

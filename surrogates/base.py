@@ -61,9 +61,16 @@ class Surrogate(ABC):
     """
 
     kind: str = ""
+    #: Whether the family reads crystal structures (an index column into a pool whose graphs
+    #: `set_structures` gives it) rather than plain vectors.
+    needs_structures: bool = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)
+
+    def set_structures(self, store: Any) -> None:
+        """Give a structure family the pool's crystal graphs (a `GraphStore`), before `fit`."""
+        raise UnknownSurrogateError(f"surrogate '{self.kind}' does not read crystal structures")
 
     @abstractmethod
     def fit(

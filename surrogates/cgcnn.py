@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from surrogates.crystal_graph import ATOM_FEATURE_DIM, GraphBatch, GraphStore
+from surrogates.nets import MaskedDropout
 
 __all__ = ["CGCNNConfig", "CGCNN", "CGCNNOnIndices", "ConvLayer", "mean_pool"]
 
@@ -84,6 +85,8 @@ def mean_pool(v: torch.Tensor, crystal: torch.Tensor, n_crystals: int) -> torch.
 
 
 class CGCNN(nn.Module):
+    """The network over a `GraphBatch` (see the module docstring)."""
+
     def __init__(self, config: CGCNNConfig = CGCNNConfig()) -> None:
         super().__init__()
         self.config = config
@@ -97,11 +100,12 @@ class CGCNN(nn.Module):
             layers += [nn.Linear(prev, config.hidden), nn.Softplus()]
             prev = config.hidden
         self.body = nn.Sequential(*layers)
-        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.width = prev
+        self.dropout = MaskedDropout(config.dropout, prev)
         self.head = nn.Linear(prev, config.out_dim)
 
     def features(self, batch: GraphBatch) -> torch.Tensor:
-        """`B x width` crystal representations (the input of the output layer)."""
+        """`B x width` crystal representations (the input of the dropout and output layer)."""
         v = self.embedding(batch.atoms)
         for conv in self.convs:
             v = conv(v, batch.neighbors, batch.edges)
@@ -115,6 +119,11 @@ class CGCNN(nn.Module):
 class CGCNNOnIndices(nn.Module):
     """CGCNN over a fixed pool: inputs are `... x 1` candidate indices into a `GraphStore`.
 
+    Each distinct index in a call is convolved once, whatever the leading shape (an acquisition
+    function over q-batches, or `T` MC-dropout copies of the same points, repeats indices); the
+    crystal features are then gathered back, passed through the dropout layer, which applies
+    frozen MC-dropout masks to `batch x T x n x width` features, and the output layer.
+
     The store is not part of the state dict (it is rebuilt from the pool); only the weights are.
     """
 
@@ -123,14 +132,37 @@ class CGCNNOnIndices(nn.Module):
         self.store = store
         self.net = CGCNN(config)
 
+    @property
+    def config(self) -> CGCNNConfig:
+        return self.net.config
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.net.head
+
+    @property
+    def dropout_layers(self) -> list[MaskedDropout]:
+        return [self.net.dropout] if self.net.config.dropout > 0 else []
+
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         out = super()._apply(fn, recurse)
         probe = fn(torch.zeros(1))
         self.store.to(probe.device)
         return out
 
+    def body(self, X: torch.Tensor) -> torch.Tensor:
+        """`... x 1` indices -> `... x width` crystal features (before dropout and output)."""
+        lead = X.shape[:-1]
+        idx = X.reshape(-1).round().long()
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self.store)):
+            raise IndexError(
+                f"candidate index out of range [0, {len(self.store)}): "
+                f"{int(idx.min())}..{int(idx.max())}"
+            )
+        uniq, inverse = torch.unique(idx, return_inverse=True)
+        feats = self.net.features(self.store.select(uniq))
+        return feats[inverse].reshape(*lead, -1)
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """`... x 1` indices -> `... x out_dim`."""
-        lead = X.shape[:-1]
-        y = self.net(self.store.select(X.reshape(-1).round().long()))
-        return y.reshape(*lead, -1)
+        return self.net.head(self.net.dropout(self.body(X)))

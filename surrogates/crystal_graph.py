@@ -280,6 +280,29 @@ class GraphStore:
     def __len__(self) -> int:
         return int(self.sizes.shape[0])
 
+    _FIELDS = ("atoms", "neighbors", "edges", "sizes")
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The store's tensors, to save with `torch.save` (loads with `weights_only=True`)."""
+        return {k: getattr(self, k).cpu() for k in self._FIELDS}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> GraphStore:
+        """A store from `state()`; raises `ValueError` when the tensors do not fit together."""
+        if set(state) != set(cls._FIELDS):
+            raise ValueError(f"a graph store holds {cls._FIELDS}, got {sorted(state)}")
+        sizes = state["sizes"].long()
+        n = int(sizes.sum())
+        if any(int(state[k].shape[0]) != n for k in ("atoms", "neighbors", "edges")):
+            raise ValueError("graph store tensors disagree on the number of atoms")
+        self = cls.__new__(cls)
+        self.atoms = state["atoms"]
+        self.neighbors = state["neighbors"].long()
+        self.edges = state["edges"]
+        self.sizes = sizes
+        self.offsets = torch.cumsum(sizes, 0) - sizes
+        return self
+
     def to(self, device: torch.device | str) -> GraphStore:
         for name in ("atoms", "neighbors", "edges", "sizes", "offsets"):
             setattr(self, name, getattr(self, name).to(device))

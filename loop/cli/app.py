@@ -11,7 +11,14 @@ from loop.cli import benchmark as benchmark_cmd
 from loop.cli import campaign as campaign_cmd
 from loop.cli import dbcmd, proposal, service
 from loop.cli import surrogate as surrogate_cmd
-from loop.cli.common import LoopGroup, Settings, console, emit_json, fmt, open_store
+from loop.cli.common import (
+    LoopGroup,
+    Settings,
+    console,
+    emit_json,
+    open_store,
+    params_text,
+)
 from loop.errors import LoopError
 
 app = typer.Typer(
@@ -45,10 +52,6 @@ def root(
     ),
 ) -> None:
     ctx.obj = Settings(db, artifacts)
-
-
-def _params_text(params: dict) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
 @app.command()
@@ -90,7 +93,7 @@ def propose(
         pred = "; ".join(f"{k} {v['mean']:.4g} ± {v['std']:.2g}" for k, v in p.predictions.items())
         t.add_row(
             str(p.id),
-            _params_text(p.params),
+            params_text(p.params),
             pred or "-",
             "-" if p.acq_value is None else f"{p.acq_value:.3g}",
         )

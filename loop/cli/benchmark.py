@@ -751,3 +751,82 @@ def structures_bench(
         emit_json(doc)
     else:
         typer.echo(text)
+
+
+@app.command("structure-loop")
+def structure_loop_bench(
+    data: list[Path] = typer.Argument(..., help="CSV files with a CIF column (perov_5)."),
+    cif: str = typer.Option("cif", "--cif", help="Column holding the CIF text."),
+    target: str = typer.Option("heat_all", "--target", help="Column the oracle answers with."),
+    direction: str = typer.Option("minimize", "--direction", help="minimize or maximize."),
+    strategies: str = typer.Option(
+        "cgcnn-ensemble,elemnet-ensemble,random",
+        "--strategies",
+        help="Comma-separated: cgcnn-ensemble, cgcnn-mcdropout, elemnet-ensemble, random.",
+    ),
+    seeds: int = typer.Option(10, "--seeds", help="Seeds (initial designs) per planner."),
+    batch: int = typer.Option(8, "--batch", help="Proposals per round."),
+    initial: int = typer.Option(10, "--initial", help="Random initial structures."),
+    top: float = typer.Option(0.01, "--top", help="Fraction of the pool that counts as top."),
+    need: int = typer.Option(1, "--need", help="Top structures to find."),
+    max_experiments: int = typer.Option(300, "--max-experiments", help="Give up after this."),
+    members: int = typer.Option(5, "--members", help="Ensemble members (CGCNN and ElemNet)."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N rows."),
+    out: Path = typer.Option(Path("benchmark-results/structure-loop"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Replay a closed loop over a structure pool: experiments until a top structure is found,
+    CGCNN next to ElemNet and random, over seeds."""
+    import shlex
+
+    from loop.benchmark.structure_loop import (
+        plot_structure_loop,
+        run_structure_loop,
+        structure_loop_markdown,
+    )
+    from loop.errors import LoopError
+
+    if min(seeds, batch, initial, need, members) < 1 or not 0 < top < 1:
+        raise LoopError(
+            "--seeds, --batch, --initial, --need and --members must be >= 1, --top in (0, 1)",
+            "e.g. --seeds 10 --batch 8 --initial 10 --top 0.01",
+        )
+
+    def progress(run: dict[str, Any]) -> None:
+        if not as_json:
+            typer.echo(
+                f"seed {run['seed']} {run['strategy']}: "
+                f"{run['experiments'] if run['experiments'] is not None else 'miss'} experiments "
+                f"({run['seconds']:.0f} s)",
+                err=True,
+            )
+
+    doc = run_structure_loop(
+        data,
+        cif=cif,
+        target=target,
+        direction=direction,
+        strategies=[s.strip() for s in strategies.split(",") if s.strip()],
+        seeds=seeds,
+        batch=batch,
+        n_initial=initial,
+        top=top,
+        need=need,
+        max_experiments=max_experiments,
+        limit=limit,
+        options={
+            "cgcnn-ensemble": {"members": members},
+            "elemnet-ensemble": {"members": members},
+        },
+        progress=progress,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
+    command = "loop benchmark structure-loop " + " ".join(shlex.quote(a) for a in sys.argv[3:])
+    text = structure_loop_markdown(doc, command)
+    (out / "results.md").write_text(text)
+    plot_structure_loop(doc, out / "found.png")
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)

@@ -107,6 +107,15 @@ def fail(message: str, hint: str = "") -> None:
     raise LoopError(message, hint)
 
 
+#: Parameter values too long for a table cell (a structure's CIF); `--json` carries them whole.
+HIDDEN_IN_TABLES = frozenset({"cif"})
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """A parameter dict as `k=v, ...` for a table cell, without whole crystal structures."""
+    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items() if k not in HIDDEN_IN_TABLES)
+
+
 def fmt(v: Any) -> str:
     if v is None:
         return "-"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from loop.cli.common import LoopGroup, console, emit_json, fmt, open_store
+from loop.cli.common import LoopGroup, console, emit_json, open_store, params_text
 
 app = typer.Typer(cls=LoopGroup, no_args_is_help=True, help="List, fail or abandon proposals.")
 
@@ -37,7 +37,7 @@ def list_(
             str(p.batch),
             p.status,
             p.strategy,
-            ", ".join(f"{k}={fmt(v)}" for k, v in p.params.items()),
+            params_text(p.params),
         )
     console().print(t)
 

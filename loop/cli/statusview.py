@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from loop.cli.common import fmt
+from loop.cli.common import fmt, params_text
 
 __all__ = ["status_view"]
-
-
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items())
 
 
 def status_view(st: dict[str, Any], now: datetime | None = None) -> Any:
@@ -42,7 +38,7 @@ def status_view(st: dict[str, Any], now: datetime | None = None) -> Any:
             bt.add_row(
                 f"{oname} ({best['direction']})",
                 fmt(best["value"]),
-                _params(best["params"]),
+                params_text(best["params"]),
                 str(best["measurement"]),
                 str(best["source"]),
             )
@@ -92,7 +88,7 @@ def status_view(st: dict[str, Any], now: datetime | None = None) -> Any:
                 str(p["lease_owner"] or "-"),
                 lease,
                 str(p.get("attempts", 0)),
-                _params(p["params"]),
+                params_text(p["params"]),
             )
         parts.append(rt)
     waiting = sum(1 for p in st.get("pending", []) if p["status"] == "proposed")

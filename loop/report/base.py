@@ -41,6 +41,8 @@ class ReportContext:
     artifact_dir: Path
     #: A sample of the candidate pool (`(idx, params)`), at most a few thousand rows.
     candidate_sample: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    #: The pool's crystal graphs (a `GraphStore`) of a `[structures]` campaign, else None.
+    graphs: Any = None
 
     @property
     def by_id(self) -> dict[int, MeasurementRecord]:

@@ -32,6 +32,12 @@ th{background:#f6f8fa}img{max-width:100%;height:auto;display:block;margin:.6rem 
 """
 
 
+def _graphs(session: Session, campaign_id: int, name: str, artifact_dir: Path) -> Any:
+    from loop.engine import graph_store
+
+    return graph_store(session, campaign_id, name, artifact_dir)
+
+
 def load_context(*, session: Session, name: str, artifact_dir: Path) -> ReportContext:
     """Read everything the sections need, in a handful of queries."""
     rec = crud.get_campaign(session=session, name=name)
@@ -56,6 +62,11 @@ def load_context(*, session: Session, name: str, artifact_dir: Path) -> ReportCo
         n_candidates=n_cand,
         artifact_dir=artifact_dir,
         candidate_sample=sample,
+        graphs=(
+            _graphs(session, rec.id, name, artifact_dir)
+            if spec.structures is not None and n_cand
+            else None
+        ),
     )
 
 

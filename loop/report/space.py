@@ -302,6 +302,8 @@ def _features(ctx: ReportContext) -> tuple[np.ndarray, list[float | None], int, 
     space = DesignSpace(spec)
     X, Y, Yvar = _training_data(spec, space, ctx.measurements)
     surrogate = make_campaign_surrogate(spec)
+    if surrogate.needs_structures:
+        surrogate.set_structures(ctx.graphs)
     model = surrogate.fit(
         X,
         Y,

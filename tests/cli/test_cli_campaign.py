@@ -201,7 +201,10 @@ def test_update_unknown_surrogate_lists_known_ones(cli: Cli) -> None:
     cli("campaign", "create", P3HT)
     err = cli.fails("campaign", "update", "p3ht", "--surrogate", "forest")
     assert "campaign 'p3ht': model: unknown surrogate 'forest'" in err
-    assert "known surrogates: elemnet-dropout, elemnet-ensemble, ensemble, gp, mc-dropout" in err
+    assert (
+        "known surrogates: cgcnn-ensemble, cgcnn-mcdropout, elemnet-dropout, elemnet-ensemble, "
+        "ensemble, gp, mc-dropout" in err
+    )
     assert "hint:" in err
     err = cli.fails("campaign", "update", "p3ht", "--acquisition", "ei")
     assert "'ei'" in err or " ei" in err
