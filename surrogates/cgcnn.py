@@ -124,6 +124,10 @@ class CGCNNOnIndices(nn.Module):
     crystal features are then gathered back, passed through the dropout layer, which applies
     frozen MC-dropout masks to `batch x T x n x width` features, and the output layer.
 
+    In eval mode, a call that asks for many crystals (more than an eighth of the pool, as pool
+    scoring does) computes the features of the whole pool once and reads them from that table
+    until the network is put back into training mode or loads new weights.
+
     The store is not part of the state dict (it is rebuilt from the pool); only the weights are.
     """
 
@@ -131,6 +135,28 @@ class CGCNNOnIndices(nn.Module):
         super().__init__()
         self.store = store
         self.net = CGCNN(config)
+        self._table: torch.Tensor | None = None
+
+    def train(self, mode: bool = True) -> CGCNNOnIndices:
+        self._table = None  # weights may change from here on
+        return super().train(mode)
+
+    def load_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self._table = None
+        return super().load_state_dict(*args, **kwargs)
+
+    def _feature_table(self) -> torch.Tensor:
+        """Every pool crystal's features under the current (eval-mode) weights, computed once:
+        scoring a pool asks for most of it many times per proposal round."""
+        if self._table is None:
+            n = len(self.store)
+            with torch.no_grad():
+                parts = [
+                    self.net.features(self.store.select(torch.arange(s, min(s + 4096, n))))
+                    for s in range(0, n, 4096)
+                ]
+            self._table = torch.cat(parts)
+        return self._table
 
     @property
     def config(self) -> CGCNNConfig:
@@ -159,6 +185,10 @@ class CGCNNOnIndices(nn.Module):
                 f"candidate index out of range [0, {len(self.store)}): "
                 f"{int(idx.min())}..{int(idx.max())}"
             )
+        if not self.training and (
+            self._table is not None or idx.numel() > max(256, len(self.store) // 8)
+        ):
+            return self._feature_table()[idx.to(self.store.sizes.device)].reshape(*lead, -1)
         uniq, inverse = torch.unique(idx, return_inverse=True)
         feats = self.net.features(self.store.select(uniq))
         return feats[inverse].reshape(*lead, -1)
