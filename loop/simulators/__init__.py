@@ -6,6 +6,7 @@ Importing this package registers every built-in simulator in `SIMULATORS`.
 from __future__ import annotations
 
 from loop.simulators.base import SIMULATORS, Simulator, make_simulator, register_simulator
+from loop.simulators.chgnet import CHGNetOptions, CHGNetSimulator, load_chgnet
 from loop.simulators.dataset import DatasetOptions, DatasetSimulator, InputKey, input_key
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "Simulator",
     "make_simulator",
     "register_simulator",
+    "CHGNetOptions",
+    "CHGNetSimulator",
+    "load_chgnet",
     "DatasetOptions",
     "DatasetSimulator",
     "InputKey",
