@@ -139,6 +139,16 @@ def test_a_generic_prototype_scales_by_reference_lattice_scaling() -> None:
         assert SpacegroupAnalyzer(s).get_space_group_symbol() == "Fm-3m"
 
 
+def test_a_prototype_ion_without_radius_falls_back_to_atomic_radii_with_a_warning() -> None:
+    sns = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.8), ["Sn", "S"], [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
+    )
+    with pytest.warns(UserWarning, match=r"Sn2\+ \(2 structures\).*atomic radii"):
+        out = dict(substitute({"rs": sns}, {"Sn": ["Pb", "Ca"]}))
+    # pymatgen's atomic radii: Sn 1.45, Pb 1.80, Ca 1.80, S 1.00
+    assert out["PbS-rs"].lattice.a == pytest.approx(5.8 * (1.80 + 1.00) / (1.45 + 1.00))
+
+
 def test_duplicates_are_dropped() -> None:
     # B2 (CsCl type) with two site classes: Cu on M1 / Zn on M2 is Zn on M1 / Cu on M2
     b2 = Structure(Lattice.cubic(2.95), ["Cu", "Zn"], [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
