@@ -210,8 +210,14 @@ def prepare_campaign_spec(
             if not Path(spec.pool.path).is_absolute()
             else spec.pool.path
         )
-    if spec.structures is not None and not Path(spec.structures.path).is_absolute():
-        raw["structures"]["path"] = str((base / spec.structures.path).resolve())
+    st = spec.structures
+    if st is not None and st.path is not None and not Path(st.path).is_absolute():
+        raw["structures"]["path"] = str((base / st.path).resolve())
+    if st is not None and st.substitute is not None:
+        raw["structures"]["substitute"]["prototypes"] = [
+            p if p == "perovskite" or Path(p).is_absolute() else str((base / p).resolve())
+            for p in st.substitute.prototypes
+        ]
     spec = parse_spec(raw, source)
     check_model_names(spec, source)
     if spec.compositions is not None:

@@ -337,6 +337,29 @@ class ChemicalSpaceSpec(_Strict):
 STRUCTURE_SURROGATE = "cgcnn-ensemble"
 
 
+class SubstitutionSpec(_Strict):
+    """Candidates made by substituting the labelled sites of prototype structures
+    (`[structures.substitute]`), as CAMD makes them for DFT campaigns; see `loop.structgen`."""
+
+    prototypes: list[str] = Field(default_factory=lambda: ["perovskite"])
+    sites: dict[str, list[str]]
+    charge_balanced: bool = True
+    radius_rule: Literal["auto", "goldschmidt", "none"] = "auto"
+    tolerance: tuple[float, float] = (0.8, 1.1)
+    radii: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> SubstitutionSpec:
+        if not self.prototypes:
+            raise ValueError('prototypes is empty; name "perovskite" (built in) or structure files')
+        if not self.sites:
+            raise ValueError(
+                'sites is empty; map each site label to elements, e.g. sites = { A = ["Sr", '
+                '"Ba"], B = ["Ti", "Zr"], X = ["O"] }'
+            )
+        return self
+
+
 class StructureSpaceSpec(_Strict):
     """A pool of crystal structures (`[structures]`), for crystal-graph surrogates (CGCNN).
 
@@ -346,19 +369,30 @@ class StructureSpaceSpec(_Strict):
     name is its id). Identical structures are one candidate. The campaign's design parameter is
     one integer column `name` (default `structure`): the candidate's index in the pool, which is
     how structures enter BoTorch; every proposal also carries the structure's `id`, reduced
-    `formula` and `cif`, so a simulation worker or a lab gets the whole crystal.
+    `formula` and `cif`, so a simulation worker or a lab gets the whole crystal. Instead of a
+    file, `[structures.substitute]` generates the pool from prototypes.
     """
 
     name: str = "structure"
-    path: str
+    path: str | None = None
     cif_column: str = "cif"
     key: str | None = None
+    substitute: SubstitutionSpec | None = None
     max_candidates: int = Field(default=200_000, ge=1)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "structure parameter name")
+
+    @model_validator(mode="after")
+    def _source(self) -> StructureSpaceSpec:
+        if (self.path is None) == (self.substitute is None):
+            raise ValueError(
+                "give the pool either as a file (path = ...) or as prototype substitution "
+                "([structures.substitute]), not both and not neither"
+            )
+        return self
 
 
 class Objective(_Strict):

@@ -229,6 +229,68 @@ def structure_rows(
     return rows
 
 
+def substituted_rows(st: Any, base_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The `(key, params)` candidates a `[structures.substitute]` table generates."""
+    from loop.structgen import SubstitutionError, perovskite_prototype, substitute
+
+    sub = st.substitute
+    prototypes: dict[str, Any] = {}
+    for p in sub.prototypes:
+        if p == "perovskite":
+            prototypes[p] = perovskite_prototype()
+            continue
+        path = Path(p) if Path(p).is_absolute() else base_dir / p
+        if not path.is_file():
+            raise SpecError(
+                f"structures.substitute.prototypes: {path} does not exist",
+                'name "perovskite" (built in) or a CIF, POSCAR or pymatgen JSON file',
+            )
+        try:
+            if path.name.lower().endswith(_JSON_SUFFIXES):
+                s = _structure_from_dict(_load_json(path))
+            else:
+                s = _parse("cif" if path.suffix.lower() == ".cif" else "poscar", _read(path))
+        except (ValueError, OSError) as err:
+            raise SpecError(
+                f"structures.substitute.prototypes: {path}: {err}", "fix or replace the file"
+            ) from None
+        prototypes[path.stem] = s
+    try:
+        made = substitute(
+            prototypes,
+            sub.sites,
+            charge_balanced=sub.charge_balanced,
+            radius_rule=sub.radius_rule,
+            tolerance=tuple(sub.tolerance),
+            radii=sub.radii or None,
+            max_structures=st.max_candidates,
+        )
+    except SubstitutionError as err:
+        raise SpecError(f"structures.substitute: {err.message}", err.hint) from None
+    if len(made) < 2:
+        raise SpecError(
+            f"structures.substitute makes {len(made)} structure(s) after the charge-balance "
+            "and radius filters",
+            "add elements to sites, or relax charge_balanced / radius_rule / tolerance",
+        )
+    return [
+        (
+            key,
+            {
+                st.name: i,
+                "id": key,
+                "formula": s.composition.reduced_formula,
+                "cif": s.to(fmt="cif"),
+            },
+        )
+        for i, (key, s) in enumerate(made)
+    ]
+
+
+def _read(path: Path) -> Any:
+    return path.read_text(encoding="utf-8", errors="replace") if path.suffix == ".cif" else path
+
+
 def read_structures(
     spec: CampaignSpec, base_dir: Path
 ) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
@@ -240,14 +302,22 @@ def read_structures(
     """
     st = spec.structures
     assert st is not None
-    path = Path(st.path)
-    if not path.is_absolute():
-        path = base_dir / path
-    rows = structure_rows(
-        path, cif_column=st.cif_column, key=st.key, name=st.name, max_candidates=st.max_candidates
-    )
     raw = spec.model_dump(mode="json", exclude_none=True)
-    raw["structures"]["path"] = str(path.resolve())
+    if st.substitute is not None:
+        rows = substituted_rows(st, base_dir)
+    else:
+        assert st.path is not None
+        path = Path(st.path)
+        if not path.is_absolute():
+            path = base_dir / path
+        rows = structure_rows(
+            path,
+            cif_column=st.cif_column,
+            key=st.key,
+            name=st.name,
+            max_candidates=st.max_candidates,
+        )
+        raw["structures"]["path"] = str(path.resolve())
     raw["parameters"] = [
         IntParameter(name=st.name, low=0, high=len(rows) - 1).model_dump(mode="json")
     ]

@@ -290,3 +290,46 @@ name = "chgnet"
     # CHGNet energies of oxide, fluoride and nitride perovskites: a few eV per atom below zero
     assert all(-12.0 < m.values["energy_per_atom"] < -2.0 for m in ms)
     store.dispose()
+
+
+def test_a_substitution_pool_is_generated_charge_balanced_and_distinct(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    from db import crud, open_store
+
+    spec = tmp_path / "sub.toml"
+    spec.write_text(
+        """
+name = "sub"
+budget = 10
+[structures.substitute]
+sites = { A = ["Ca", "Sr", "Ba", "K"], B = ["Ti", "Zr", "Nb"], X = ["O"] }
+[[objectives]]
+name = "energy_per_atom"
+direction = "minimize"
+"""
+    )
+    store = open_store(sqlite_url, artifact_dir=tmp_path / "artifacts")
+    with store.session_scope() as s:
+        create_campaign(session=s, path=spec)
+        rows = crud.list_candidates(session=s, campaign_id=1)
+    formulas = sorted(p["formula"] for _, _, p in rows)
+    # A2+ B4+ O3 (Nb4+ too) and K+ Nb5+ O3 balance; K+ with Ti4+ or Zr4+ does not
+    a2 = ["Ca", "Sr", "Ba"]
+    assert set(formulas) <= {f"{a}{b}O3" for a in a2 for b in ("Ti", "Zr", "Nb")} | {"KNbO3"}
+    assert {"SrTiO3", "BaZrO3", "KNbO3"} <= set(formulas)
+    assert "KTiO3" not in formulas and "KZrO3" not in formulas
+    structures = [Structure.from_str(p["cif"], fmt="cif") for _, _, p in rows]
+    matcher = StructureMatcher()
+    for i in range(len(structures)):
+        for j in range(i + 1, len(structures)):
+            assert not matcher.fit(structures[i], structures[j])
+    assert all(key == p["id"] and key.endswith("-perovskite") for _, key, p in rows)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(spec.read_text().replace('"Ca", ', '"Xx", '))
+    with pytest.raises(SpecError, match="'Xx' is not an element symbol"):
+        with store.session_scope() as s:
+            create_campaign(session=s, path=bad)
+    store.dispose()
