@@ -218,8 +218,20 @@ def prepare_campaign_spec(
             p if p == "perovskite" or Path(p).is_absolute() else str((base / p).resolve())
             for p in st.substitute.prototypes
         ]
+    if spec.hull is not None and spec.hull.references_file is not None:
+        raw["hull"]["references"] = _read_references(spec.hull.references_file, base) + list(
+            raw["hull"].get("references", [])
+        )
+        raw["hull"].pop("references_file")
     spec = parse_spec(raw, source)
     check_model_names(spec, source)
+    if spec.hull is not None:
+        from loop.hull import HullError, ReferenceHull
+
+        try:
+            ReferenceHull(spec.hull.references)
+        except HullError as err:
+            raise SpecError(f"{source}: hull.references: {err.message}", err.hint) from None
     if spec.compositions is not None:
         return spec, composition_pool(spec)
     if spec.structures is not None:
@@ -229,6 +241,37 @@ def prepare_campaign_spec(
     if spec.pool is None:
         return spec, None
     return read_pool(spec, base)
+
+
+def _read_references(name: str, base: Path) -> list[list[Any]]:
+    """`[formula, energy_per_atom]` pairs of a references CSV file."""
+    path = Path(name) if Path(name).is_absolute() else base / name
+    if not path.is_file():
+        raise SpecError(
+            f"hull.references_file {path} does not exist",
+            "fix the path (relative paths start at the spec file's folder)",
+        )
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not {"formula", "energy_per_atom"} <= set(reader.fieldnames or []):
+            raise SpecError(
+                f"{path}: needs columns formula and energy_per_atom (has {reader.fieldnames})",
+                "rename the columns",
+            )
+        out: list[list[Any]] = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                e = float(row["energy_per_atom"])
+            except ValueError:
+                e = math.nan
+            if not math.isfinite(e):
+                raise SpecError(
+                    f"{path}, line {line}, column 'energy_per_atom': "
+                    f"{row['energy_per_atom']!r} is not a number",
+                    "give the energy per atom in eV/atom",
+                )
+            out.append([row["formula"].strip(), e])
+    return out
 
 
 def create_campaign_from_spec(

@@ -24,7 +24,14 @@ from typing import Any, cast
 
 from loop.errors import LoopError
 
-__all__ = ["HullError", "HullPoint", "HullTable", "hull_distances", "hull_table"]
+__all__ = [
+    "HullError",
+    "HullPoint",
+    "HullTable",
+    "ReferenceHull",
+    "hull_distances",
+    "hull_table",
+]
 
 
 class HullError(LoopError, ValueError):
@@ -155,6 +162,47 @@ def hull_table(
         references=tuple(points[len(ph) :]),
         stable=tuple(unique),
     )
+
+
+class ReferenceHull:
+    """The convex hull of fixed references, against which phases are scored one at a time.
+
+    `distance(formula, energy_per_atom)` is the phase's energy above that hull, eV/atom:
+    negative when the phase lies below it (a compound the references do not know to be
+    stable). Unlike `hull_distances`, a phase's value does not depend on the other phases
+    measured, so it can be stored with the measurement and learned like any property.
+
+    Raises:
+        HullError: A reference is bad, or (from `distance`) a phase has an element without an
+            elemental reference.
+    """
+
+    def __init__(self, references: Sequence[tuple[str, float]]) -> None:
+        from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+
+        refs = [_entry(item, f"references[{i}]") for i, item in enumerate(references)]
+        if not refs:
+            raise HullError("no references", "give at least the elemental references")
+        self.elements = {str(comp.elements[0]) for _, comp, _ in refs if len(comp.elements) == 1}
+        system = {str(el) for _, comp, _ in refs for el in comp.elements}
+        missing = sorted(system - self.elements)
+        if missing:
+            raise HullError(
+                f"the references hold {', '.join(missing)} only in compounds",
+                f"add an elemental reference ('{missing[0]}', E) for each",
+            )
+        entries = [PDEntry(comp, e * comp.num_atoms, name=f) for f, comp, e in refs]
+        self._pd = PhaseDiagram(entries)
+
+    def distance(self, formula: str, energy_per_atom: float, where: str = "phase") -> float:
+        _, comp, e = _entry((formula, energy_per_atom), where)
+        missing = sorted({str(el) for el in comp.elements} - self.elements)
+        if missing:
+            raise HullError(
+                f"{where}: {formula} holds {', '.join(missing)}, which the hull references do not",
+                f"add an elemental reference for {', '.join(missing)}",
+            )
+        return e - float(self._pd.get_hull_energy_per_atom(comp))
 
 
 def _entry(item: Any, where: str) -> tuple[str, Any, float]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from db import NewMeasurement, crud
 from db.queue import lock_campaign
 from loop.errors import IngestError
+from loop.hull import HullError, ReferenceHull
 from loop.space import as_float, check_params, input_columns
 from loop.spec import RESERVED_COLUMNS, CampaignSpec, CompositionParameter, parse_spec
 from loop.structpool import STRUCTURE_FIELDS
@@ -157,6 +158,17 @@ def _parse_formula(text: str, p: CompositionParameter) -> tuple[dict[str, float]
     return {el: float(frac.get(el, 0.0)) * p.total for el in p.elements}, None
 
 
+def _structure_formula(params: dict[str, Any], name: str | None, pool: Any) -> str | None:
+    """The reduced formula of the structure a row's parameters name (None if they name none;
+    the row's other problems are reported then)."""
+    if params.get("formula"):
+        return str(params["formula"])
+    if name is None or name not in params:
+        return None
+    got = pool()[0].get(int(params[name]))
+    return None if got is None else str(got["formula"])
+
+
 def _resolve_structure(
     row: dict[str, Any],
     given: dict[str, Any],
@@ -233,6 +245,17 @@ def ingest_rows(
         # a structure is named by its pool index or id (the `structure` or `id` column); the
         # formula and CIF a proposal carries may come back with the results
         allowed |= set(STRUCTURE_FIELDS)
+    hull = spec.hull
+    if hull is not None:
+        allowed.add(hull.energy)
+    hull_cache: list[Any] = []
+
+    def reference_hull() -> Any:
+        if not hull_cache:
+            assert hull is not None
+            hull_cache.append(ReferenceHull(hull.references))
+        return hull_cache[0]
+
     # a structure pool's candidates by index and by id, read once when a row needs them
     st_pool: dict[int, dict[str, Any]] = {}
     st_ids: dict[str, int] = {}
@@ -326,9 +349,29 @@ def ingest_rows(
         # -- outcomes
         values: dict[str, float] = {}
         stds: dict[str, float] = {}
+        if hull is not None and row.get(hull.energy) not in (None, ""):
+            e = as_float(row[hull.energy])
+            if e is None:
+                bad.append(f"column '{hull.energy}': {row[hull.energy]!r} is not a finite number")
+            else:
+                values[hull.energy] = e  # the measured energy is kept beside its hull distance
         for o in outcomes:
+            if (
+                hull is not None
+                and o == hull.objective
+                and row.get(o) in (None, "")
+                and hull.energy in values
+            ):
+                formula = _structure_formula(params, st_name, structure_pool)
+                if formula is not None:
+                    try:
+                        values[o] = reference_hull().distance(formula, values[hull.energy])
+                    except HullError as err:
+                        bad.append(f"column '{hull.energy}': {err.message}; {err.hint}")
+                continue
             if o not in row or row[o] in (None, ""):
-                bad.append(f"column '{o}': missing value; every row needs {outcomes}")
+                extra = f" (or '{hull.energy}')" if hull is not None and o == hull.objective else ""
+                bad.append(f"column '{o}': missing value{extra}; every row needs {outcomes}")
                 continue
             v = as_float(row[o])
             if v is None:

@@ -35,6 +35,8 @@ __all__ = [
     "PoolSpec",
     "ChemicalSpaceSpec",
     "StructureSpaceSpec",
+    "SubstitutionSpec",
+    "HullSpec",
     "STRUCTURE_SURROGATE",
     "Objective",
     "OutcomeConstraint",
@@ -395,6 +397,37 @@ class StructureSpaceSpec(_Strict):
         return self
 
 
+class HullSpec(_Strict):
+    """Stability as an outcome (`[hull]`, structure campaigns): results report each structure's
+    energy per atom in the column `energy`, and ingest stores the outcome `objective` as that
+    energy minus the convex hull of `references` at the structure's composition (eV/atom;
+    negative: below every known phase, a candidate new stable compound). The hull of the
+    references is fixed, so a structure's value does not change as others are measured; the
+    report draws the hull with the measured phases included. `references` are
+    `[formula, energy_per_atom]` pairs from the same energy model as the results (elements
+    included); `references_file` is a CSV file with columns `formula` and `energy_per_atom`,
+    read into `references` when the campaign is created."""
+
+    objective: str = "e_above_hull"
+    energy: str = "energy_per_atom"
+    references: list[tuple[str, float]] = Field(default_factory=list)
+    references_file: str | None = None
+
+    @field_validator("energy")
+    @classmethod
+    def _energy(cls, v: str) -> str:
+        return _check_name(v, "hull energy column")
+
+    @model_validator(mode="after")
+    def _refs(self) -> HullSpec:
+        if not self.references and self.references_file is None:
+            raise ValueError(
+                'the hull needs references: references = [["Sr", -1.7], ["SrO", -5.9], ...] '
+                'or references_file = "refs.csv" (columns formula, energy_per_atom)'
+            )
+        return self
+
+
 class Objective(_Strict):
     """A measured quantity to maximize or minimize."""
 
@@ -499,6 +532,7 @@ class CampaignSpec(_Strict):
     pool: PoolSpec | None = None
     compositions: ChemicalSpaceSpec | None = None
     structures: StructureSpaceSpec | None = None
+    hull: HullSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
     linear_constraints: list[LinearConstraint] = Field(default_factory=list)
@@ -608,6 +642,16 @@ class CampaignSpec(_Strict):
                     "separate measured outcome"
                 )
             claim(c.name, f"constraint '{c.name}'")
+        if self.hull is not None:
+            if self.structures is None:
+                raise ValueError("[hull] scores crystal structures; it needs a [structures] pool")
+            if self.hull.objective not in self.outcome_names:
+                raise ValueError(
+                    f"hull.objective '{self.hull.objective}' is not an objective or constraint; "
+                    f'add [[objectives]] name = "{self.hull.objective}" (direction = '
+                    '"minimize")'
+                )
+            claim(self.hull.energy, f"hull energy column '{self.hull.energy}'")
         for name in self.outcome_names:
             if name + "_std" in seen:
                 raise ValueError(

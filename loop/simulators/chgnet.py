@@ -385,7 +385,11 @@ def _serve(spec: CampaignSpec, outputs: Any, references: Any) -> dict[str, str]:
             "give the campaign a [structures] table, or use another simulator",
         )
     table = _outputs(outputs)
-    names = spec.outcome_names
+    # a [hull] campaign's stability outcome is computed at ingest from the energy column
+    hull = spec.hull
+    names = [
+        hull.energy if hull is not None and n == hull.objective else n for n in spec.outcome_names
+    ]
     stray = sorted(set(table) - set(names))
     if stray:
         raise LoopError(

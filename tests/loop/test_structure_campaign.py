@@ -333,3 +333,115 @@ direction = "minimize"
         with store.session_scope() as s:
             create_campaign(session=s, path=bad)
     store.dispose()
+
+
+def _hull_spec(tmp: Path, refs: str) -> Path:
+    spec = tmp / "hull.toml"
+    spec.write_text(
+        f"""
+name = "hull"
+budget = 10
+[structures.substitute]
+sites = {{ A = ["Sr", "Ba"], B = ["Ti", "Zr"], X = ["O"] }}
+[[objectives]]
+name = "e_above_hull"
+direction = "minimize"
+[hull]
+references = {refs}
+"""
+    )
+    return spec
+
+
+REFS = (
+    '[["Sr", -1.6], ["Ba", -1.9], ["Ti", -7.8], ["Zr", -8.5], ["O", -4.9], '
+    '["SrO", -6.0], ["TiO2", -8.9], ["BaO", -5.8], ["ZrO2", -9.4]]'
+)
+
+
+def test_the_hull_outcome_is_the_energy_above_the_reference_hull(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    from db import crud, open_store
+
+    store = open_store(sqlite_url, artifact_dir=tmp_path / "artifacts")
+    with store.session_scope() as s:
+        create_campaign(session=s, path=_hull_spec(tmp_path, REFS))
+        rows = crud.list_candidates(session=s, campaign_id=1)
+    ids = {p["formula"]: key for _, key, p in rows}
+    res = tmp_path / "res.csv"
+    res.write_text(
+        f"id,energy_per_atom\n{ids['SrTiO3']},-8.2\n{ids['BaZrO3']},-7.0\n{ids['SrZrO3']},-8.9\n"
+    )
+    with store.session_scope() as s:
+        ingest(session=s, name="hull", path=res)
+        ms = {m.params["formula"]: m for m in crud.list_measurements(session=s, campaign_id=1)}
+    refs = json.loads(REFS)
+    pd = PhaseDiagram([PDEntry(Composition(f), e * Composition(f).num_atoms) for f, e in refs])
+    for formula, e in (("SrTiO3", -8.2), ("BaZrO3", -7.0), ("SrZrO3", -8.9)):
+        expected = e - pd.get_hull_energy_per_atom(Composition(formula))
+        assert ms[formula].values["e_above_hull"] == pytest.approx(expected, abs=1e-9)
+        assert ms[formula].values["energy_per_atom"] == e  # the measured energy is kept
+    # SrTiO3 at -8.2 eV/atom lies below the SrO + TiO2 mixture (-7.74): negative, new stable
+    assert ms["SrTiO3"].values["e_above_hull"] < 0 < ms["BaZrO3"].values["e_above_hull"]
+    store.dispose()
+
+
+def test_hull_references_must_cover_the_pool_and_rows_need_an_energy(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from db import crud, open_store
+
+    with pytest.raises(SpecError, match="hold O only in compounds"):
+        load_campaign_spec(_hull_spec(tmp_path, '[["Sr", -1.6], ["SrO", -6.0]]'))
+    store = open_store(sqlite_url, artifact_dir=tmp_path / "artifacts")
+    with store.session_scope() as s:
+        # no Ba reference: a Ba structure cannot be scored
+        create_campaign(
+            session=s,
+            path=_hull_spec(tmp_path, '[["Sr", -1.6], ["Ti", -7.8], ["Zr", -8.5], ["O", -4.9]]'),
+        )
+        ids = {p["formula"]: key for _, key, p in crud.list_candidates(session=s, campaign_id=1)}
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        f"id,energy_per_atom\n{ids['SrTiO3']},-8.2\n{ids['BaTiO3']},-8.0\n{ids['SrZrO3']},\n"
+    )
+    with pytest.raises(IngestError) as err:
+        with store.session_scope() as s:
+            ingest(session=s, name="hull", path=bad)
+    msg = str(err.value)
+    assert "line 3, column 'energy_per_atom'" in msg and "Ba" in msg
+    assert "line 4, column 'e_above_hull': missing value (or 'energy_per_atom')" in msg
+    with store.session_scope() as s:
+        assert crud.list_measurements(session=s, campaign_id=1) == []
+    store.dispose()
+
+
+def test_chgnet_energies_become_hull_distances_through_the_worker(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    pytest.importorskip("chgnet", reason="chgnet is not installed (pip install '.[chgnet]')")
+    from db import crud, open_store
+    from loop.hull import ReferenceHull
+    from loop.worker import run_worker
+
+    spec = _hull_spec(tmp_path, REFS)
+    spec.write_text(
+        spec.read_text().replace("budget = 10", "budget = 4\ninitial_design = 4")
+        + '[simulator]\nname = "chgnet"\n'
+    )
+    store = open_store(sqlite_url, artifact_dir=tmp_path / "artifacts")
+    with store.session_scope() as s:
+        create_campaign(session=s, path=spec)
+        propose(session=s, name="hull", n=4, artifact_dir=tmp_path / "artifacts")
+    assert run_worker(store, "hull").completed == 4
+    with store.session_scope() as s:
+        ms = crud.list_measurements(session=s, campaign_id=1)
+    hull = ReferenceHull([tuple(r) for r in json.loads(REFS)])
+    for m in ms:
+        e = m.values["energy_per_atom"]
+        assert m.values["e_above_hull"] == pytest.approx(hull.distance(m.params["formula"], e))
+    store.dispose()
