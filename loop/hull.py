@@ -204,6 +204,19 @@ class ReferenceHull:
             )
         return e - float(self._pd.get_hull_energy_per_atom(comp))
 
+    def formation_energy(self, formula: str, distance: float, where: str = "phase") -> float:
+        """The formation energy per atom of a phase `distance` eV/atom above this hull (the
+        inverse of `distance`, for placing predicted phases on a hull figure)."""
+        from pymatgen.core import Composition
+
+        comp = Composition(formula)
+        e = distance + self._pd.get_hull_energy_per_atom(comp)
+        self.distance(formula, e, where)  # the same checks
+        refs = self._pd.el_refs
+        return float(
+            e - sum(comp.get_atomic_fraction(el) * refs[el].energy_per_atom for el in comp.elements)
+        )
+
 
 def _entry(item: Any, where: str) -> tuple[str, Any, float]:
     """`(formula, Composition, energy_per_atom)`, or a HullError naming `where`."""

@@ -52,6 +52,11 @@ def _varying(A: np.ndarray, B: np.ndarray, cols: list[str], k: int) -> list[int]
 class SpaceMap(Section):
     """Ternary map for three-element compositions; pairwise maps otherwise."""
 
+    def applies(self, ctx: ReportContext) -> bool:
+        # a structure's only column is its index in the pool: the structure section and the
+        # learned representation show those campaigns instead
+        return ctx.spec.structures is None
+
     def build(self, ctx: ReportContext) -> SectionOutput:
         import matplotlib.pyplot as plt
 

@@ -445,3 +445,39 @@ def test_chgnet_energies_become_hull_distances_through_the_worker(
         e = m.values["energy_per_atom"]
         assert m.values["e_above_hull"] == pytest.approx(hull.distance(m.params["formula"], e))
     store.dispose()
+
+
+def test_the_report_draws_the_hull_with_measured_and_proposed_phases(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from db import crud, open_store
+    from loop.hull import hull_table
+    from loop.report import build_report, load_context
+
+    spec = _hull_spec(tmp_path, REFS)
+    spec.write_text(
+        spec.read_text().replace("budget = 10", "budget = 6\ninitial_design = 3")
+        + "[model]\nsurrogate_options = { members = 2, epochs = 5, convs = 1, embed = 8 }\n"
+    )
+    art = tmp_path / "artifacts"
+    store = open_store(sqlite_url, artifact_dir=art)
+    with store.session_scope() as s:
+        create_campaign(session=s, path=spec)
+        ids = {p["formula"]: key for _, key, p in crud.list_candidates(session=s, campaign_id=1)}
+    measured = {"SrTiO3": -8.2, "BaZrO3": -7.0, "SrZrO3": -8.9}
+    res = tmp_path / "res.csv"
+    res.write_text("id,energy_per_atom\n" + "".join(f"{ids[f]},{e}\n" for f, e in measured.items()))
+    with store.session_scope() as s:
+        ingest(session=s, name="hull", path=res)
+        out = propose(session=s, name="hull", n=1, artifact_dir=art)
+    assert out.strategy.startswith("cgcnn-ensemble")
+    with store.session_scope() as s:
+        doc, html = build_report(load_context(session=s, name="hull", artifact_dir=art))
+    hull = doc["sections"]["structures"]["hull"]
+    expected = hull_table(list(measured.items()), [tuple(r) for r in json.loads(REFS)])
+    got = {r["formula"]: r["e_above_hull"] for r in hull["phases"]}
+    assert got == {p.formula: pytest.approx(p.e_above_hull) for p in expected.phases}
+    assert [p["proposal"] for p in hull["proposed"]] == [out.proposals[0].id]
+    assert "convex hull" in html and "data:image/png;base64" in html
+    assert "space" not in doc["sections"]  # an index column is no design map
+    store.dispose()
