@@ -21,11 +21,15 @@ def export_rows(*, session: Session, name: str) -> tuple[list[str], list[dict[st
     spec = parse_spec(rec.spec, f"campaign '{name}'")
     props = {p.id: p for p in crud.list_proposals(session=session, campaign_id=rec.id)}
     inputs = input_columns(spec)
+    if spec.structures is not None:
+        inputs = inputs + ["id", "formula"]  # the structure's name beside its pool index
     outcomes = spec.outcome_names
+    measured = [spec.hull.energy] if spec.hull is not None else []
     cols = (
         ["measurement", "measurement_id", "proposal_id", "batch", "candidate"]
         + inputs
         + outcomes
+        + measured
         + [f"{o}_std" for o in outcomes]
         + [f"predicted_{o}" for o in outcomes]
         + [f"predicted_{o}_std" for o in outcomes]
@@ -56,7 +60,7 @@ def export_rows(*, session: Session, name: str) -> tuple[list[str], list[dict[st
             "candidate": "" if m.candidate_idx is None else m.candidate_idx,
         }
         row.update({c: m.params.get(c, "") for c in inputs})
-        row.update({o: m.values.get(o, "") for o in outcomes})
+        row.update({o: m.values.get(o, "") for o in outcomes + measured})
         row.update({f"{o}_std": m.stds.get(o, "") for o in outcomes})
         for o in outcomes:
             pred = (p.predictions or {}).get(o, {}) if p else {}

@@ -387,6 +387,13 @@ def test_the_hull_outcome_is_the_energy_above_the_reference_hull(
         assert ms[formula].values["energy_per_atom"] == e  # the measured energy is kept
     # SrTiO3 at -8.2 eV/atom lies below the SrO + TiO2 mixture (-7.74): negative, new stable
     assert ms["SrTiO3"].values["e_above_hull"] < 0 < ms["BaZrO3"].values["e_above_hull"]
+    from loop.export import export_rows
+
+    with store.session_scope() as s:
+        cols, out = export_rows(session=s, name="hull")
+    assert cols.index("formula") < cols.index("e_above_hull") < cols.index("energy_per_atom")
+    by = {r["formula"]: r for r in out}
+    assert by["SrTiO3"]["id"] == ids["SrTiO3"] and by["SrTiO3"]["energy_per_atom"] == -8.2
     store.dispose()
 
 
