@@ -668,13 +668,16 @@ def graph_store(session: Session, campaign_id: int, name: str, artifact_dir: Pat
     Featurizing means parsing every candidate's CIF (about 3 ms each) and finding its
     neighbours, so the store is built once and kept as a file in the artifact directory, named
     by the campaign, the pool size and the graph settings; a missing or unreadable file is
-    rebuilt from the store's CIFs.
+    rebuilt from the store's CIFs. The name also holds the campaign's creation time, so a pool
+    stored again under the same name never reads another pool's graphs.
     """
     from loop.structpool import parse_cif
     from surrogates.crystal_graph import GraphCache, GraphSpec, GraphStore
 
     n = crud.count_candidates(session=session, campaign_id=campaign_id)
-    tag = hashlib.sha256(f"{campaign_id}:{n}:{GraphSpec()!r}".encode()).hexdigest()[:16]
+    # a campaign deleted and created again under the same name and id is a new pool
+    born = crud.get_campaign(session=session, name=name).created_at.isoformat()
+    tag = hashlib.sha256(f"{campaign_id}:{born}:{n}:{GraphSpec()!r}".encode()).hexdigest()[:16]
     path = artifact_dir / name / "pool" / f"graphs-{tag}.pt"
     key = f"{path.resolve()}:{n}"
     if key in _GRAPH_STORES:

@@ -488,3 +488,29 @@ def test_the_report_draws_the_hull_with_measured_and_proposed_phases(
     assert "convex hull" in html and "data:image/png;base64" in html
     assert "space" not in doc["sections"]  # an index column is no design map
     store.dispose()
+
+
+def test_two_stores_sharing_an_artifact_folder_never_share_graphs(tmp_path: Path) -> None:
+    """Same campaign name and id, same pool size, different structures: each store's graphs
+    are its own pool's (the cache file is named by the campaign's creation time too)."""
+    import torch
+
+    from db import open_store
+    from loop.engine import graph_store
+    from loop.structpool import parse_cif
+    from surrogates.crystal_graph import GraphCache, GraphStore
+
+    rows = _perov_rows(12)
+    art = tmp_path / "shared-artifacts"
+    for k, part in enumerate((rows[:6], rows[6:])):
+        folder = tmp_path / f"db{k}"
+        folder.mkdir()
+        _write_pool(folder / "pool.csv", part)
+        store = open_store(f"sqlite:///{folder / 'loop.db'}", artifact_dir=art)
+        with store.session_scope() as s:
+            create_campaign(session=s, path=_spec(folder))
+            got = graph_store(s, 1, "perov", art)
+        want = GraphStore(GraphCache().graphs([parse_cif(r["cif"]) for r in part]))
+        assert torch.equal(got.atoms, want.atoms) and torch.equal(got.edges, want.edges)
+        store.dispose()
+    assert len(list((art / "perov" / "pool").glob("graphs-*.pt"))) == 2
