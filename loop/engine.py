@@ -629,13 +629,14 @@ def _encoded_pool(
     """The pool's `N x d` encoding, cached in the artifact directory.
 
     A stored pool never changes, so the encoding is computed once (reading and decoding every
-    candidate row costs seconds per 100k) and kept as a file named by the campaign, the pool
-    size and a hash of the parameter definitions; a missing, unreadable or mismatched file is
-    rebuilt from the store.
+    candidate row costs seconds per 100k) and kept as a file named by the campaign (and its
+    creation time), the pool size and a hash of the parameter definitions; a missing,
+    unreadable or mismatched file is rebuilt from the store.
     """
     n = crud.count_candidates(session=session, campaign_id=campaign_id)
     params = json.dumps([p.model_dump(mode="json") for p in spec.parameters], sort_keys=True)
-    tag = hashlib.sha256(f"{campaign_id}:{n}:{params}".encode()).hexdigest()[:16]
+    born = crud.get_campaign(session=session, name=name).created_at.isoformat()
+    tag = hashlib.sha256(f"{campaign_id}:{born}:{n}:{params}".encode()).hexdigest()[:16]
     path = artifact_dir / name / "pool" / f"{tag}.pt"
     space = DesignSpace(spec)
     if path.is_file():
