@@ -291,3 +291,29 @@ def test_the_pool_encoding_is_cached_and_a_damaged_cache_rebuilt(
     # proposing works from the rebuilt encoding, and the file is whole again
     assert len({p.candidate_idx for p in b.proposals}) == 2
     assert torch.equal(torch.load(cache, weights_only=True), X)
+
+
+def test_pool_encodings_of_two_stores_sharing_an_artifact_folder_stay_apart(
+    tmp_path: Path,
+) -> None:
+    """The same pool in another order, under the same campaign name and id in another store:
+    each store encodes its own order (the cache file names the campaign's creation time)."""
+    from loop.engine import _encoded_pool
+    from loop.spec import parse_spec as parse
+
+    art = tmp_path / "shared-artifacts"
+    values = [[0.1, 1.0], [0.5, 3.0], [0.9, 2.0], [0.3, 5.0]]
+    for k, rows in enumerate((values, values[::-1])):
+        folder = tmp_path / f"db{k}"
+        folder.mkdir()
+        (folder / "pool.csv").write_text("a,b\n" + "".join(f"{a},{b}\n" for a, b in rows))
+        (folder / "spec.toml").write_text(
+            'name = "c"\nbudget = 3\n[pool]\npath = "pool.csv"\ncolumns = ["a", "b"]\n'
+            '[[objectives]]\nname = "y"\n'
+        )
+        store = open_store(f"sqlite:///{folder / 'loop.db'}", artifact_dir=art)
+        with store.session_scope() as s:
+            rec = create_campaign(session=s, path=folder / "spec.toml")
+            X = _encoded_pool(s, rec.id, "c", parse(rec.spec), art)
+        assert X.tolist() == rows
+        store.dispose()
