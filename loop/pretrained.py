@@ -2,10 +2,11 @@
 
 The seed papers' answer to small materials data is transfer learning: an ElemNet trained on a
 large DFT table (OQMD) already knows chemistry, and a few measurements of a campaign adapt it.
-`pretrain` fits a composition surrogate on a formula/target table and stores it as a model_fit
-row without a campaign (its name is unique among pretrained models) with its checkpoint; a
-campaign names it with `surrogate_options.pretrained = "NAME"`, and its first fit starts from
-those weights (`loop.engine` passes the state as `warm_start`).
+`pretrain` fits a composition surrogate on a formula/target table (or a CGCNN on a structure
+table, `StructureTable`) and stores it as a model_fit row without a campaign (its name is
+unique among pretrained models) with its checkpoint; a campaign names it with
+`surrogate_options.pretrained = "NAME"`, and its first fit starts from those weights
+(`loop.engine` passes the state as `warm_start`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRETRAINABLE",
+    "STRUCTURE_PRETRAINABLE",
+    "StructureTable",
+    "load_structure_table_for_pretraining",
     "PretrainResult",
     "pretrain",
     "check_can_pretrain",
@@ -39,10 +43,66 @@ __all__ = [
 
 #: Surrogates whose inputs are ElemNet's 86 element fractions, so their weights carry over to
 #: any composition campaign.
-PRETRAINABLE = ("elemnet-ensemble", "elemnet-dropout")
+PRETRAINABLE = ("elemnet-ensemble", "elemnet-dropout", "cgcnn-ensemble", "cgcnn-mcdropout")
+#: Surrogates that read crystal graphs: pretrained on a structure table, their weights carry over
+#: to any `[structures]` campaign (the graphs hold no pool-specific numbering).
+STRUCTURE_PRETRAINABLE = ("cgcnn-ensemble", "cgcnn-mcdropout")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: Held-out predictions kept in the model_fit row (for parity and calibration plots).
 KEEP_HELDOUT = 2000
+
+
+@dataclass
+class StructureTable:
+    """Crystal structures and a target: what a CGCNN is pretrained on."""
+
+    path: str
+    sha256: str
+    input_column: str
+    target_column: str
+    formulas: list[str]
+    graphs: Any  # a GraphStore, in row order
+    y: Any  # n float64 targets
+
+    def __len__(self) -> int:
+        return len(self.formulas)
+
+    @property
+    def X(self) -> Any:
+        import torch
+
+        return torch.arange(len(self), dtype=torch.float32).unsqueeze(-1)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "input": self.input_column,
+            "target": self.target_column,
+            "rows_used": len(self),
+        }
+
+
+def load_structure_table_for_pretraining(
+    path: Path, *, input_column: str, target_column: str, limit: int | None = None
+) -> StructureTable:
+    """A CSV file with a CIF column or a JSON table of pymatgen structures, featurized."""
+    from loop.benchmark.structures import load_structure_table
+    from surrogates.crystal_graph import GraphCache, GraphStore
+
+    structures, y = load_structure_table(
+        [path], cif=input_column, target=target_column, limit=limit
+    )
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return StructureTable(
+        path=str(path),
+        sha256=sha,
+        input_column=input_column,
+        target_column=target_column,
+        formulas=[s.composition.reduced_formula for s in structures],
+        graphs=GraphStore(GraphCache().graphs(structures)),
+        y=y,
+    )
 
 
 @dataclass
@@ -72,7 +132,8 @@ def check_can_pretrain(
     if surrogate not in PRETRAINABLE:
         raise LoopError(
             f"surrogate '{surrogate}' cannot be pretrained for campaigns",
-            f"use one of {', '.join(PRETRAINABLE)} (they read element fractions)",
+            f"use one of {', '.join(PRETRAINABLE)} (they read element fractions or crystal "
+            "graphs, whose weights carry over between campaigns)",
         )
     existing = crud.named_model_fits(session=session, name=name)
     if existing and not replace:
@@ -88,7 +149,7 @@ def pretrain(
     *,
     session: Session,
     name: str,
-    table: CompositionTable,
+    table: CompositionTable | StructureTable,
     surrogate: str = "elemnet-ensemble",
     options: dict[str, Any] | None = None,
     seed: int = 0,
@@ -124,11 +185,27 @@ def pretrain(
             f"{table.path}: {len(table)} usable rows are too few to pretrain on",
             "pretrain on a large table (thousands of rows); fine-tune in the campaign instead",
         )
+    structures = isinstance(table, StructureTable)
+    if structures != (surrogate in STRUCTURE_PRETRAINABLE):
+        raise LoopError(
+            f"surrogate '{surrogate}' reads "
+            + ("crystal structures" if surrogate in STRUCTURE_PRETRAINABLE else "compositions")
+            + f", but {table.path} was read as a "
+            + ("structure" if structures else "composition")
+            + " table",
+            "pretrain a CGCNN on a CIF / pymatgen structure table and ElemNet on formulas",
+        )
     t0 = time.perf_counter()
     X = table.X
     Y = torch.as_tensor(table.y, dtype=torch.float32).reshape(-1, 1)
-    bounds = torch.stack([torch.zeros(X.shape[1]), torch.ones(X.shape[1])])
-    fit = sur.fit(X, Y, bounds=bounds, seed=seed, input_names=list(ELEMNET_ELEMENTS), device=device)
+    if isinstance(table, StructureTable):
+        sur.set_structures(table.graphs)
+        bounds = torch.tensor([[0.0], [float(len(table) - 1)]])
+        names = None
+    else:
+        bounds = torch.stack([torch.zeros(X.shape[1]), torch.ones(X.shape[1])])
+        names = list(ELEMNET_ELEMENTS)
+    fit = sur.fit(X, Y, bounds=bounds, seed=seed, input_names=names, device=device)
     k = fit.heldout_mean.shape[0]
     rows = fit.heldout_index.tolist() if fit.heldout_index is not None else list(range(len(table)))
     metrics: dict[str, Any] = {"n_train": len(table), "n_heldout": k, **fit.info}

@@ -33,10 +33,14 @@ def pretrain(
     ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="CSV file with a formula and a target column."),
     name: str = typer.Option(..., "--name", help="Name campaigns use to fine-tune from it."),
-    input_column: str = typer.Option("formula", "--input", help="Formula column."),
+    input_column: str = typer.Option(
+        "formula", "--input", help="Formula column (CGCNN: the CIF or structure column, cif)."
+    ),
     target: str = typer.Option("target", "--target", help="Target column."),
     model: str = typer.Option(
-        "elemnet-ensemble", "--model", help="elemnet-ensemble or elemnet-dropout."
+        "elemnet-ensemble",
+        "--model",
+        help="elemnet-ensemble, elemnet-dropout, cgcnn-ensemble or cgcnn-mcdropout.",
     ),
     option: list[str] = typer.Option(
         [], "--option", help="Surrogate option KEY=VALUE (repeatable), e.g. size=small."
@@ -53,25 +57,42 @@ def pretrain(
     replace: bool = typer.Option(False, "--replace", help="Overwrite a model of that name."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
-    """Train a composition surrogate on a large table and store it under a name."""
+    """Train a composition surrogate (ElemNet) or a crystal-graph one (CGCNN, on a table with a
+    CIF column or a JSON table of pymatgen structures) on a large table; store it under a name."""
     from loop.benchmark.surrogate_data import load_composition_table
-    from loop.pretrained import check_can_pretrain
+    from loop.pretrained import (
+        STRUCTURE_PRETRAINABLE,
+        StructureTable,
+        check_can_pretrain,
+        load_structure_table_for_pretraining,
+    )
     from loop.pretrained import pretrain as _pretrain
 
     opts = _options(option)
     store = open_store(ctx)
     with store.session_scope() as session:
         check_can_pretrain(session=session, name=name, surrogate=model, replace=replace)
-    table = load_composition_table(
-        data,
-        input_column=input_column,
-        target_column=target,
-        skip_bad_rows=skip_bad_rows,
-        drop_abs_above=drop_abs_above,
-        limit=limit,
-        limit_seed=seed,
-    )
-    if not as_json:
+    table: Any
+    if model in STRUCTURE_PRETRAINABLE:
+        table = load_structure_table_for_pretraining(
+            data,
+            input_column="cif" if input_column == "formula" else input_column,
+            target_column=target,
+            limit=limit,
+        )
+    else:
+        table = load_composition_table(
+            data,
+            input_column=input_column,
+            target_column=target,
+            skip_bad_rows=skip_bad_rows,
+            drop_abs_above=drop_abs_above,
+            limit=limit,
+            limit_seed=seed,
+        )
+    if not as_json and isinstance(table, StructureTable):
+        console().print(f"training {model} on {len(table)} structures of {data}")
+    elif not as_json:
         dropped = ", ".join(f"{n} {why}" for why, n in table.dropped.items() if n)
         console().print(
             f"training {model} on {len(table)} rows of {data}"

@@ -514,3 +514,46 @@ def test_two_stores_sharing_an_artifact_folder_never_share_graphs(tmp_path: Path
         assert torch.equal(got.atoms, want.atoms) and torch.equal(got.edges, want.edges)
         store.dispose()
     assert len(list((art / "perov" / "pool").glob("graphs-*.pt"))) == 2
+
+
+def test_a_pretrained_cgcnn_starts_a_structure_campaign(tmp_path: Path, sqlite_url: str) -> None:
+    """`loop surrogate pretrain --model cgcnn-ensemble` on one structure table, fine-tuned in a
+    campaign over another pool: the campaign's first fit starts from the stored weights."""
+    from typer.testing import CliRunner
+
+    from db import crud, open_store
+    from loop.cli import app as loop_app
+
+    rows = _perov_rows(90)
+    table = tmp_path / "big.csv"
+    _write_pool(table, rows[:60])
+    db = f"sqlite:///{tmp_path / 'loop.db'}"
+    art = tmp_path / "artifacts"
+    args = ["--db", db, "--artifacts", str(art), "surrogate", "pretrain", "--data", str(table)]
+    args += ["--name", "perov-cgcnn", "--model", "cgcnn-ensemble", "--input", "cif"]
+    args += ["--target", "heat_all", "--option", "members=2", "--option", "epochs=3"]
+    args += ["--option", "convs=2", "--option", "embed=16", "--option", "width=16"]
+    res = CliRunner().invoke(loop_app, args)
+    assert res.exit_code == 0, res.output
+    assert "training cgcnn-ensemble on 60 structures" in res.output
+    base = ["--db", db, "--artifacts", str(art), "surrogate", "pretrain", "--data", str(table)]
+    wrong = CliRunner().invoke(
+        loop_app, base + ["--name", "x", "--model", "elemnet-ensemble", "--target", "heat_all"]
+    )
+    assert wrong.exit_code == 2 and "formula" in wrong.output  # a CIF table has no formulas
+    _write_pool(tmp_path / "pool.csv", rows[60:])
+    spec = _spec(
+        tmp_path,
+        options="members = 2, epochs = 3, convs = 2, embed = 16, width = 16, "
+        'pretrained = "perov-cgcnn"',
+    )
+    store = open_store(db, artifact_dir=art)
+    with store.session_scope() as s:
+        create_campaign(session=s, path=spec)
+        propose(session=s, name="perov", n=8, artifact_dir=art)
+    _answer(store, tmp_path, {r["material_id"]: r["heat_all"] for r in rows}, by="proposal")
+    with store.session_scope() as s:
+        out = propose(session=s, name="perov", artifact_dir=art)
+        fit = crud.get_model_fit(session=s, fit_id=out.model_fit.id)
+    assert fit.metrics["warm_start"] is True
+    store.dispose()
