@@ -76,6 +76,7 @@ def _run_model(
     max_exp: int,
     batch: int,
     seed: int,
+    warm0: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -94,8 +95,9 @@ def _run_model(
     if surrogate.needs_structures:
         surrogate.set_structures(graphs)
     bounds = space.bounds()
-    warm = None
+    warm = warm0  # a pretrained model's state, or None
     rounds: list[float] = []
+    first_warm = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         while _found(order, targets) < need and len(order) < max_exp:
@@ -110,6 +112,8 @@ def _run_model(
                 input_names=None,
                 device="cpu",
             )
+            if not rounds:
+                first_warm = bool(fit.info.get("warm_start"))
             warm = fit.state
             chosen = set(order)
             available = [i for i in range(n) if i not in chosen]
@@ -127,7 +131,55 @@ def _run_model(
             )
             order.extend(int(i) for i in picked)
             rounds.append(time.perf_counter() - t)
-    return {"round_seconds": rounds}
+    return {"round_seconds": rounds, "first_fit_warm": first_warm}
+
+
+def _pretrain(
+    paths: Sequence[Path],
+    cif: str,
+    target: str,
+    direction: str,
+    strategies: Sequence[str],
+    opts: dict[str, dict[str, Any]],
+    budget: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each network strategy's state after `budget` seconds on the pretraining tables."""
+    import torch
+
+    from loop.benchmark.structures import load_structure_table
+    from surrogates import load_builtin, make_surrogate
+    from surrogates.crystal_graph import GraphCache, GraphStore
+    from surrogates.featurizers import featurize_formulas
+
+    load_builtin()
+    structures, y = load_structure_table(paths, cif=cif, target=target)
+    sign = -1.0 if direction == "minimize" else 1.0
+    Y = torch.tensor(sign * y, dtype=torch.double).unsqueeze(-1)
+    states: dict[str, Any] = {}
+    info: dict[str, Any] = {"data": [str(p) for p in paths], "rows": len(y), "budget_s": budget}
+    for strategy in strategies:
+        if strategy == "random":
+            continue
+        sur = make_surrogate(strategy, {**opts.get(strategy, {}), "time_budget": budget})
+        if sur.needs_structures:
+            sur.set_structures(GraphStore(GraphCache().graphs(structures)))
+            X = torch.arange(len(y), dtype=torch.double).unsqueeze(-1)
+        else:
+            X = featurize_formulas([s.composition.formula.replace(" ", "") for s in structures])
+        t = time.perf_counter()
+        fit = sur.fit(
+            X,
+            Y,
+            bounds=torch.stack([X.min(0).values, X.max(0).values]),
+            seed=12345,
+            device="cpu",
+        )
+        states[strategy] = fit.state
+        info[strategy] = {
+            "seconds": round(time.perf_counter() - t, 1),
+            "epochs": fit.info["epochs"],
+        }
+    return states, info
 
 
 def _found(order: list[int], targets: set[int]) -> int:
@@ -160,8 +212,14 @@ def run_structure_loop(
     acquisition: str = "qucb",
     options: dict[str, dict[str, Any]] | None = None,
     progress: Any = None,
+    pretrain: Sequence[Path] = (),
+    pretrain_budget: float = 600.0,
 ) -> dict[str, Any]:
     """Experiments each planner needs to find `need` of the top `top` fraction of the pool.
+
+    With `pretrain` (tables of other structures with the same target), every network planner is
+    first trained on them for `pretrain_budget` seconds, and each seed's first fit starts from
+    those weights, as a campaign with `surrogate_options.pretrained` does.
 
     Raises:
         LoopError: An unknown strategy, or settings that leave nothing to find.
@@ -199,6 +257,12 @@ def run_structure_loop(
         "elemnet-ensemble": {"members": 5},
         **(options or {}),
     }
+    warm0: dict[str, Any] = {}
+    pretrain_info: dict[str, Any] = {}
+    if pretrain:
+        warm0, pretrain_info = _pretrain(
+            pretrain, cif, target, direction, strategies, opts, pretrain_budget
+        )
     runs: list[dict[str, Any]] = []
     for seed in range(seeds):
         rng = np.random.default_rng([seed, 2718])
@@ -229,6 +293,7 @@ def run_structure_loop(
                     max_experiments,
                     batch,
                     seed,
+                    warm0.get(strategy),
                 )
             k_exp = _experiments_to(order, targets, need)
             run = {
@@ -239,6 +304,7 @@ def run_structure_loop(
                 "best": float(y[order].min() if direction == "minimize" else y[order].max()),
                 "seconds": round(time.perf_counter() - t, 2),
                 "rounds": len(extra.get("round_seconds", [])),
+                "first_fit_warm": extra.get("first_fit_warm"),
                 "trace": order,
             }
             runs.append(run)
@@ -270,6 +336,7 @@ def run_structure_loop(
         "acquisition": acquisition,
         "options": opts,
         "load_seconds": round(load_s, 1),
+        "pretrained": pretrain_info,
         "summary": summary,
         "runs": runs,
     }
@@ -277,9 +344,19 @@ def run_structure_loop(
 
 def structure_loop_markdown(res: dict[str, Any], command: str) -> str:
     """The summary table and settings as Markdown."""
+    pre = res.get("pretrained") or {}
     lines = [
         f"`{command}`",
         "",
+        *(
+            [
+                f"every network pretrained on {pre['rows']} structures of {pre['data']} "
+                f"({pre['budget_s']:g} s each) before each seed",
+                "",
+            ]
+            if pre
+            else []
+        ),
         f"{res['pool']} structures, {res['target']} ({res['direction']}); target: {res['need']} "
         f"of the top {res['top_structures']} ({res['top_fraction']:.0%}); {res['initial']} "
         f"random initial structures shared by every planner, batches of {res['batch']}, "

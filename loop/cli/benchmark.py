@@ -782,6 +782,12 @@ def structure_loop_bench(
         None, "--epochs", help="Epoch limit of every fit (default: the surrogates' own, 300)."
     ),
     limit: int | None = typer.Option(None, "--limit", help="Use only the first N rows."),
+    pretrain: list[Path] = typer.Option(
+        [], "--pretrain", help="Pretrain every network on this table first (repeatable)."
+    ),
+    pretrain_budget: float = typer.Option(
+        600.0, "--pretrain-budget", help="Seconds of pretraining per network planner."
+    ),
     out: Path = typer.Option(Path("benchmark-results/structure-loop"), "--out", help="Folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
@@ -830,6 +836,8 @@ def structure_loop_bench(
             for name in ("cgcnn-ensemble", "cgcnn-mcdropout", "elemnet-ensemble")
         },
         progress=progress,
+        pretrain=pretrain,
+        pretrain_budget=pretrain_budget,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))

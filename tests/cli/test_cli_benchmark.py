@@ -312,3 +312,40 @@ def test_benchmark_structure_loop_replays_a_closed_loop(tmp_path: Path) -> None:
         starts = {tuple(r["trace"][:6]) for r in doc["runs"] if r["seed"] == seed}
         assert len(starts) == 1
     assert (tmp_path / "l" / "found.png").stat().st_size > 1000
+
+
+def test_benchmark_structure_loop_pretrains_the_networks_on_another_table(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    from typer.testing import CliRunner
+
+    from loop.cli import app as loop_app
+
+    data = Path(__file__).resolve().parents[2].parent / "shared/data/structures/perov_5/test.csv"
+    if not data.is_file():
+        import pytest
+
+        pytest.skip(f"{data} is not here")
+    csv.field_size_limit(1 << 30)
+    with data.open() as f:
+        rows = [r for _, r in zip(range(150), csv.DictReader(f))]
+    pre = tmp_path / "pre.csv"
+    with pre.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[100:])
+    args = ["benchmark", "structure-loop", str(data), "--limit", "100", "--seeds", "1"]
+    args += ["--members", "2", "--epochs", "3", "--initial", "5", "--batch", "4"]
+    args += ["--top", "0.05", "--max-experiments", "13", "--pretrain", str(pre)]
+    args += ["--pretrain-budget", "2", "--json", "--out", str(tmp_path / "l")]
+    res = CliRunner().invoke(loop_app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["pretrained"]["rows"] == 50
+    assert set(doc["pretrained"]) >= {"cgcnn-ensemble", "elemnet-ensemble"}
+    assert "pretrained on 50 structures" in (tmp_path / "l" / "results.md").read_text()
+    # every network's first fit in the loop started from the pretrained weights
+    fitted = [r for r in doc["runs"] if r["rounds"]]
+    assert fitted and all(r["first_fit_warm"] is True for r in fitted)
