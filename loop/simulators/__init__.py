@@ -8,6 +8,7 @@ from __future__ import annotations
 from loop.simulators.base import SIMULATORS, Simulator, make_simulator, register_simulator
 from loop.simulators.chgnet import CHGNetOptions, CHGNetSimulator, load_chgnet
 from loop.simulators.dataset import DatasetOptions, DatasetSimulator, InputKey, input_key
+from loop.simulators.homogenization import HomogenizationSimulator
 
 __all__ = [
     "SIMULATORS",
@@ -17,6 +18,7 @@ __all__ = [
     "CHGNetOptions",
     "CHGNetSimulator",
     "load_chgnet",
+    "HomogenizationSimulator",
     "DatasetOptions",
     "DatasetSimulator",
     "InputKey",
