@@ -69,7 +69,6 @@ def gaussian_random_field(
 ) -> np.ndarray:
     """A periodic, zero-mean, unit-variance Gaussian random field with a Gaussian kernel."""
     shape = tuple(int(n) for n in shape)
-    dim = len(shape)
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(shape)
     freqs = np.meshgrid(

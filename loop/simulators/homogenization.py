@@ -260,7 +260,9 @@ class HomogenizationSimulator(Simulator):
                 seed=int(values["seed"]) if "seed" in values else seed,
             )
         except (TypeError, ValueError) as err:
-            raise _bad(f"a generator parameter is not a number ({err})", "check the proposal")
+            raise _bad(
+                f"a generator parameter is not a number ({err})", "check the proposal"
+            ) from None
 
     def image(self, params: Mapping[str, Any], seed: int) -> np.ndarray:
         """The binary microstructure of a proposal for one random seed."""
