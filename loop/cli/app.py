@@ -10,6 +10,7 @@ import typer
 from loop.cli import benchmark as benchmark_cmd
 from loop.cli import campaign as campaign_cmd
 from loop.cli import dbcmd, proposal, service
+from loop.cli import simulate as simulate_cmd
 from loop.cli import surrogate as surrogate_cmd
 from loop.cli.common import (
     LoopGroup,
@@ -33,6 +34,7 @@ app.add_typer(proposal.app, name="proposal")
 app.add_typer(dbcmd.app, name="db")
 app.add_typer(benchmark_cmd.app, name="benchmark")
 app.add_typer(surrogate_cmd.app, name="surrogate")
+app.add_typer(simulate_cmd.app, name="simulate")
 
 
 @app.callback()
