@@ -849,3 +849,44 @@ def structure_loop_bench(
         emit_json(doc)
     else:
         typer.echo(text)
+
+
+@app.command("homogenization")
+def homogenization_bench(
+    reference: Path = typer.Argument(..., help="The shared random_3d_rve_v02.h5."),
+    samples: int | None = typer.Option(None, "--samples", help="Only the first N RVEs."),
+    grids: str = typer.Option("16,32,64", "--grids", help="Grids of the convergence study."),
+    convergence_samples: int = typer.Option(2, "--convergence-samples", help="RVEs refined."),
+    random_samples: int = typer.Option(20, "--random-samples", help="Bounds-check samples."),
+    device: str = typer.Option("cpu", "--device", help="torch device."),
+    out: Path = typer.Option(Path("benchmark-results/homogenization"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """The FFT homogenization solver against the FANS reference set, refined, and bounded."""
+    from loop.benchmark.homogenization import (
+        homogenization_markdown,
+        run_homogenization_benchmark,
+    )
+    from loop.errors import LoopError
+
+    try:
+        grid_list = [int(x) for x in grids.split(",")]
+    except ValueError:
+        raise LoopError(f"--grids {grids!r} is not a list of integers", "e.g. 16,32,64") from None
+    doc = run_homogenization_benchmark(
+        reference,
+        samples=samples,
+        grids=grid_list,
+        convergence_samples=convergence_samples,
+        random_samples=random_samples,
+        device=device,
+        progress=None if as_json else (lambda m: typer.echo(m, err=True)),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    text = homogenization_markdown(doc, "loop benchmark homogenization " + " ".join(sys.argv[3:]))
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)

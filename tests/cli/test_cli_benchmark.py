@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import Cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,3 +350,20 @@ def test_benchmark_structure_loop_pretrains_the_networks_on_another_table(
     # every network's first fit in the loop started from the pretrained weights
     fitted = [r for r in doc["runs"] if r["rounds"]]
     assert fitted and all(r["first_fit_warm"] is True for r in fitted)
+
+
+@pytest.mark.skipif(
+    not (ROOT.parent / "shared" / "data" / "microstructure" / "random_3d_rve_v02.h5").is_file(),
+    reason="shared microstructure reference set not found",
+)
+def test_benchmark_homogenization_reproduces_the_reference(tmp_path: Path) -> None:
+    ref = ROOT.parent / "shared" / "data" / "microstructure" / "random_3d_rve_v02.h5"
+    out = tmp_path / "h"
+    args = ["benchmark", "homogenization", str(ref), "--samples", "1", "--grids", "16"]
+    args += ["--convergence-samples", "1", "--random-samples", "1", "--out", str(out), "--json"]
+    Cli(tmp_path)(*args)
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["rows"]) == 3 and doc["temperatures"] == [293.1, 813.1, 1325.0]
+    assert all(r["max_abs_rel_err"] < 1e-6 for r in doc["rows"])
+    assert all(b["elastic_inside"] == 1 for b in doc["bounds"])
+    assert "| 293.1 |" in (out / "results.md").read_text()
