@@ -48,6 +48,7 @@ from surrogates.ensemble import DeepEnsembleModel, InputMap, MCDropoutModel
 from surrogates.featurizers import ELEMNET_ELEMENTS, CompositionError, element_map
 from surrogates.nets import MLP, MLPConfig, elemnet_config
 from surrogates.training import TrainConfig, TrainReport, pick_device, predict, train_network
+from surrogates.voxel_cnn import VoxelCNNConfig, VoxelCNNOnIndices
 
 __all__ = [
     "NeuralSurrogate",
@@ -163,6 +164,18 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
         raise UnknownSurrogateError(
             f"option size of surrogate '{kind}' must be full, small or tiny, got {out['size']!r}"
         )
+    if "channels" in out:
+        ch = out["channels"]
+        if (
+            not isinstance(ch, (list, tuple))
+            or not ch
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in ch)
+        ):
+            raise UnknownSurrogateError(
+                f"option channels of surrogate '{kind}' must be a list of filter counts such "
+                f"as [16, 32, 64, 64, 128], got {ch!r}"
+            )
+        out["channels"] = [int(c) for c in ch]
     if "hidden" in out:
         h = out["hidden"]
         if isinstance(h, int):
@@ -833,3 +846,90 @@ class CGCNNDropout(_DropoutFamily, _CrystalGraphFamily):
     """One CGCNN with `dropout` (0.1) before its output layer and `samples` (32) fixed masks."""
 
     defaults = {**_CGCNN_DEFAULTS, "samples": 32, "dropout": 0.1}
+
+
+class _VoxelFamily(NeuralSurrogate):
+    """3-D (or 2-D) CNNs over candidate indices into a stack of voxel images."""
+
+    needs_images = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._images: torch.Tensor | None = None
+
+    def set_images(self, images: torch.Tensor) -> None:
+        """The `n x *grid` image stack the design column indexes (phase-1 fraction per voxel)."""
+        self._images = images
+
+    def _input_map(self, d: int, bounds: torch.Tensor, input_names: list[str] | None) -> InputMap:
+        if d != 1:
+            raise SurrogateInputError(
+                f"surrogate '{self.kind}' reads one column, the image's index in the stack; "
+                f"got {d} columns"
+            )
+        if self._images is None:
+            raise SurrogateInputError(
+                f"surrogate '{self.kind}' has no images; give it the stack with set_images"
+            )
+        if float(bounds[1, 0]) >= len(self._images):
+            raise SurrogateInputError(
+                f"the design column reaches index {float(bounds[1, 0]):g}, but the stack holds "
+                f"{len(self._images)} images"
+            )
+        return InputMap(torch.eye(1), torch.zeros(1))
+
+    def _arch(self, in_dim: int, m: int) -> VoxelCNNConfig:
+        assert self._images is not None
+        p = float(self.opts.get("dropout", 0.0)) if self.method == "dropout" else 0.0
+        return VoxelCNNConfig(
+            dim=self._images.dim() - 1,
+            channels=tuple(self.opts["channels"]),
+            hidden=int(self.opts["width"]),
+            out_dim=m,
+            dropout=p,
+        )
+
+    def _warm_arch(self, arch: Any, warm: dict[str, Any], m: int) -> VoxelCNNConfig:
+        return replace(VoxelCNNConfig.from_dict(warm["arch"]), out_dim=m, dropout=arch.dropout)
+
+    def _arch_from_dict(self, d: dict[str, Any]) -> VoxelCNNConfig:
+        return VoxelCNNConfig.from_dict(d)
+
+    def _make_net(self, arch: Any) -> VoxelCNNOnIndices:
+        assert self._images is not None
+        return VoxelCNNOnIndices(self._images, arch)
+
+    def _has_dropout(self, arch: Any) -> bool:
+        return bool(arch.dropout > 0)
+
+    def _load_warm(self, net: Any, sd: dict[str, torch.Tensor]) -> None:
+        net.load_state_dict(sd)
+
+    def _usable_warm(
+        self, warm: dict[str, Any] | None, in_dim: int, m: int
+    ) -> dict[str, Any] | None:
+        if warm is None or "arch" not in warm or "channels" not in warm["arch"]:
+            return None
+        if self._images is None or warm["arch"].get("dim") != self._images.dim() - 1:
+            return None
+        if not (warm.get("members") or warm.get("net")):
+            return None
+        return warm
+
+
+_CNN_DEFAULTS = {**_COMMON, "batch_size": 32, "channels": [16, 32, 64, 64, 128], "width": 128}
+
+
+@register_surrogate("cnn3d-ensemble")
+class VoxelCNNEnsemble(_EnsembleFamily, _VoxelFamily):
+    """Deep ensemble of voxel CNNs (Yang et al. 2018) on a stack of microstructure images;
+    `members` (5), `channels` ([16, 32, 64, 64, 128]), `width` (128, the dense layer)."""
+
+    defaults = {**_CNN_DEFAULTS, "members": 5, "bootstrap": False}
+
+
+@register_surrogate("cnn3d-mcdropout")
+class VoxelCNNDropout(_DropoutFamily, _VoxelFamily):
+    """One voxel CNN with `dropout` (0.1) before its output layer and `samples` (32) masks."""
+
+    defaults = {**_CNN_DEFAULTS, "samples": 32, "dropout": 0.1}

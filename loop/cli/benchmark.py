@@ -890,3 +890,47 @@ def homogenization_bench(
         emit_json(doc)
     else:
         typer.echo(text)
+
+
+@app.command("microstructures")
+def microstructures_bench(
+    data: Path = typer.Argument(..., help="A set from `loop simulate microstructures`."),
+    target: str = typer.Option("C33", "--target", help="Diagonal stiffness term to predict."),
+    members: int = typer.Option(3, "--members", help="CNN ensemble members."),
+    budget: float = typer.Option(600.0, "--budget", help="Training seconds of the ensemble."),
+    epochs: int = typer.Option(300, "--epochs", help="Epoch limit per network."),
+    dropout: bool = typer.Option(False, "--dropout", help="Also train the MC-dropout CNN."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split and the networks."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N rows."),
+    device: str = typer.Option("cpu", "--device", help="torch device."),
+    out: Path = typer.Option(Path("benchmark-results/microstructures"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """3-D CNN ensemble against the rule of mixtures and 2-point statistics, one split."""
+    from loop.benchmark.microstructures import (
+        microstructure_markdown,
+        run_microstructure_benchmark,
+    )
+    from loop.errors import LoopError
+
+    if members < 1 or budget <= 0 or epochs < 1:
+        raise LoopError("--members, --budget and --epochs must be positive", "e.g. 3, 600, 300")
+    doc = run_microstructure_benchmark(
+        data,
+        target=target,
+        members=members,
+        budget=budget,
+        epochs=epochs,
+        dropout=dropout,
+        seed=seed,
+        device=device,
+        limit=limit,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
+    text = microstructure_markdown(doc, "loop benchmark microstructures " + " ".join(sys.argv[3:]))
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)

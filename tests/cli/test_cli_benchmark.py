@@ -367,3 +367,49 @@ def test_benchmark_homogenization_reproduces_the_reference(tmp_path: Path) -> No
     assert all(r["max_abs_rel_err"] < 1e-6 for r in doc["rows"])
     assert all(b["elastic_inside"] == 1 for b in doc["bounds"])
     assert "| 293.1 |" in (out / "results.md").read_text()
+
+
+def test_benchmark_microstructures_scores_the_cnn_beside_both_baselines(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    data = tmp_path / "set.npz"
+    cli("simulate", "microstructures", "--n", "30", "--size", "6", "--column", "3", "-o", data)
+    out = tmp_path / "m"
+    doc = cli.json(
+        "benchmark",
+        "microstructures",
+        data,
+        "--budget",
+        "4",
+        "--members",
+        "2",
+        "--epochs",
+        "5",
+        "--out",
+        out,
+        "--json",
+    )
+    assert (doc["train"], doc["test"]) == (24, 6)
+    models = doc["models"]
+    assert list(models) == [
+        "rule of mixtures",
+        "2-point statistics + PCA + polynomial",
+        "3-D CNN ensemble (2)",
+    ]
+    for m in models.values():
+        assert m["mape"] > 0 and m["mae"] > 0
+    assert "| rule of mixtures |" in (out / "results.md").read_text()
+    # a set without the target's load case is refused, naming the fix
+    cli(
+        "simulate",
+        "microstructures",
+        "--n",
+        "20",
+        "--size",
+        "4",
+        "--column",
+        "1",
+        "-o",
+        tmp_path / "c11.npz",
+    )
+    err = cli.fails("benchmark", "microstructures", tmp_path / "c11.npz", "--out", out)
+    assert "not C33" in err and "--column 3" in err
