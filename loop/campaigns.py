@@ -61,6 +61,20 @@ def check_model_names(spec: CampaignSpec, source: str = "") -> None:
             "the campaign has no [structures] pool",
             "add a [structures] table, or choose a surrogate for this space",
         )
+    needs_images = bool(getattr(surrogate, "needs_images", False))
+    cnns = [n for n, cls in sorted(SURROGATES.items()) if getattr(cls, "needs_images", False)]
+    if needs_images and spec.microstructures is None:
+        raise SpecError(
+            f"{where}model: surrogate '{spec.model.surrogate}' reads voxel images, but the "
+            "campaign has no [microstructures] pool",
+            "add a [microstructures] table, or choose a surrogate for this space",
+        )
+    if spec.microstructures is not None and not needs_images:
+        raise SpecError(
+            f"{where}model: a [microstructures] campaign needs an image surrogate; "
+            f"'{spec.model.surrogate}' would only see the image's index in the stack",
+            f"set [model] surrogate to one of {', '.join(cnns)}",
+        )
     if spec.structures is not None and not surrogate.needs_structures:
         raise SpecError(
             f"{where}model: a [structures] campaign needs a crystal-graph surrogate; "
@@ -168,6 +182,36 @@ def read_pool(
     return resolved, rows
 
 
+def read_microstructures(
+    spec: CampaignSpec,
+) -> tuple[CampaignSpec, list[tuple[str | None, dict[str, Any]]]]:
+    """The image stack of a `[microstructures]` spec as candidates `{name: index}`, and the spec
+    with its derived integer parameter.
+
+    Raises:
+        SpecError: The file is missing or holds no valid image stack (named by image index).
+    """
+    from loop.microgen import load_images
+    from loop.spec import IntParameter
+
+    ms = spec.microstructures
+    assert ms is not None
+    try:
+        images = load_images(ms.path, ms.key)
+    except LoopError as err:
+        raise SpecError(f"[microstructures] {err.message}", err.hint) from None
+    n = len(images)
+    if n < 2:
+        raise SpecError(
+            f"[microstructures] {ms.path} holds {n} image(s); a campaign needs 2 or more",
+            "add images to the stack",
+        )
+    raw = spec.model_dump(mode="json", exclude_none=True)
+    raw["parameters"] = [IntParameter(name=ms.name, low=0, high=n - 1).model_dump(mode="json")]
+    rows: list[tuple[str | None, dict[str, Any]]] = [(str(i), {ms.name: i}) for i in range(n)]
+    return parse_spec(raw, f"spec of '{spec.name}'"), rows
+
+
 def composition_pool(spec: CampaignSpec) -> Iterator[tuple[str | None, dict[str, Any]]]:
     """The `(formula, fractions)` candidates of a `[compositions]` spec, one at a time.
 
@@ -218,6 +262,9 @@ def prepare_campaign_spec(
             p if p == "perovskite" or Path(p).is_absolute() else str((base / p).resolve())
             for p in st.substitute.prototypes
         ]
+    mst = spec.microstructures
+    if mst is not None and not Path(mst.path).is_absolute():
+        raw["microstructures"]["path"] = str((base / mst.path).resolve())
     if spec.hull is not None and spec.hull.references_file is not None:
         raw["hull"]["references"] = _read_references(spec.hull.references_file, base) + list(
             raw["hull"].get("references", [])
@@ -238,6 +285,8 @@ def prepare_campaign_spec(
         from loop.structpool import read_structures
 
         return read_structures(spec, base)
+    if spec.microstructures is not None:
+        return read_microstructures(spec)
     if spec.pool is None:
         return spec, None
     return read_pool(spec, base)

@@ -6,6 +6,7 @@ torch and BoTorch are imported here, so callers import this module only when the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -321,6 +322,8 @@ def _propose(
     surrogate = make_campaign_surrogate(spec, hint_name=name)
     if surrogate.needs_structures:
         surrogate.set_structures(graph_store(session, rec.id, name, Path(artifact_dir)))
+    if getattr(surrogate, "needs_images", False) and spec.microstructures is not None:
+        surrogate.set_images(image_stack(spec.microstructures.path, spec.microstructures.key))
     X, Y, Yvar = _training_data(spec, space, ms)
     bounds = space.bounds()
     version = _data_version(spec, ms)
@@ -661,6 +664,28 @@ def _encoded_pool(
 #: Graph stores already built in this process, by cache file (a service or worker proposes
 #: many rounds; each pool is featurized once).
 _GRAPH_STORES: dict[str, Any] = {}
+
+
+def image_stack(path: str, key: str = "images") -> Any:
+    """The voxel images of a `[microstructures]` campaign as a torch tensor (uint8 when binary),
+    read once per process and file version."""
+    p = Path(path)
+    stat = p.stat() if p.is_file() else None
+    return _image_stack(str(p), key, stat.st_mtime_ns if stat else 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _image_stack(path: str, key: str, mtime: int) -> Any:
+    import numpy as np
+    import torch
+
+    from loop.microgen import load_images
+
+    del mtime  # part of the cache key only
+    imgs = load_images(path, key)
+    if np.isin(imgs, (0.0, 1.0)).all():
+        return torch.as_tensor(imgs.astype(np.uint8))
+    return torch.as_tensor(imgs, dtype=torch.float32)
 
 
 def graph_store(session: Session, campaign_id: int, name: str, artifact_dir: Path) -> Any:

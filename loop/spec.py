@@ -38,6 +38,8 @@ __all__ = [
     "SubstitutionSpec",
     "HullSpec",
     "STRUCTURE_SURROGATE",
+    "MICROSTRUCTURE_SURROGATE",
+    "MicrostructureSpaceSpec",
     "Objective",
     "OutcomeConstraint",
     "StopRule",
@@ -397,6 +399,29 @@ class StructureSpaceSpec(_Strict):
         return self
 
 
+#: The surrogate a `[microstructures]` campaign gets when its spec names none.
+MICROSTRUCTURE_SURROGATE = "cnn3d-ensemble"
+
+
+class MicrostructureSpaceSpec(_Strict):
+    """A pool of two-phase voxel microstructures (`[microstructures]`), for 3-D CNN surrogates.
+
+    `path` is a `.npy`, `.npz` or HDF5 file holding a stack of 2-D or 3-D images (`key` names
+    the array or dataset, default `images`, as `loop simulate microstructures` writes it); each
+    voxel holds the fraction of phase 1 (0 or 1 for a binary image). The campaign's design
+    parameter is one integer column `name` (default `image`): the image's index in the stack.
+    """
+
+    name: str = "image"
+    path: str
+    key: str = "images"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "microstructure parameter name")
+
+
 class HullSpec(_Strict):
     """Stability as an outcome (`[hull]`, structure campaigns): results report each structure's
     energy per atom in the column `energy`, and ingest stores the outcome `objective` as that
@@ -532,6 +557,7 @@ class CampaignSpec(_Strict):
     pool: PoolSpec | None = None
     compositions: ChemicalSpaceSpec | None = None
     structures: StructureSpaceSpec | None = None
+    microstructures: MicrostructureSpaceSpec | None = None
     hull: HullSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
@@ -557,6 +583,10 @@ class CampaignSpec(_Strict):
             model = raw.get("model")
             if model is None or (isinstance(model, dict) and "surrogate" not in model):
                 raw = {**raw, "model": {**(model or {}), "surrogate": STRUCTURE_SURROGATE}}
+        if isinstance(raw, dict) and isinstance(raw.get("microstructures"), dict):
+            model = raw.get("model")
+            if model is None or (isinstance(model, dict) and "surrogate" not in model):
+                raw = {**raw, "model": {**(model or {}), "surrogate": MICROSTRUCTURE_SURROGATE}}
         if isinstance(raw, dict) and isinstance(raw.get("compositions"), dict):
             if not raw.get("parameters"):
                 try:
@@ -570,11 +600,43 @@ class CampaignSpec(_Strict):
     def _whole(self) -> CampaignSpec:
         if not self.objectives:
             raise ValueError("objectives is empty; add at least one [[objectives]] table")
-        if not self.parameters and self.pool is None and self.structures is None:
+        if (
+            not self.parameters
+            and self.pool is None
+            and self.structures is None
+            and self.microstructures is None
+        ):
             raise ValueError(
                 "the design space is empty: add [[parameters]] tables, a [pool], "
-                "[compositions] or [structures]"
+                "[compositions], [structures] or [microstructures]"
             )
+        if self.microstructures is not None:
+            others = [
+                t
+                for t, v in (
+                    ("[pool]", self.pool),
+                    ("[compositions]", self.compositions),
+                    ("[structures]", self.structures),
+                )
+                if v is not None
+            ]
+            if others:
+                raise ValueError(
+                    f"the spec has both [microstructures] and {' and '.join(others)}; a campaign "
+                    "has one candidate pool, so keep one of them"
+                )
+            ms = self.microstructures.name
+            if self.parameters and not (
+                len(self.parameters) == 1
+                and isinstance(self.parameters[0], IntParameter)
+                and self.parameters[0].name == ms
+                and self.parameters[0].low == 0
+            ):
+                raise ValueError(
+                    "[[parameters]] cannot sit beside [microstructures]: the design parameter "
+                    f"is the image's index in the stack ('{ms}'), derived from the image file; "
+                    "remove the [[parameters]] tables"
+                )
         if self.structures is not None:
             others = [
                 t
@@ -633,6 +695,8 @@ class CampaignSpec(_Strict):
                     claim(el, f"element {el} of composition '{p.name}'")
         if self.structures is not None and not self.parameters:
             claim(self.structures.name, f"structure parameter '{self.structures.name}'")
+        if self.microstructures is not None and not self.parameters:
+            claim(self.microstructures.name, f"image parameter '{self.microstructures.name}'")
         for o in self.objectives:
             claim(o.name, f"objective '{o.name}'")
         for c in self.constraints:
@@ -703,9 +767,12 @@ class CampaignSpec(_Strict):
     # -- helpers the engine uses -------------------------------------------------------------
     @property
     def is_pool(self) -> bool:
-        """Whether the planner picks from a stored candidate pool (`[pool]`, `[compositions]` or
-        `[structures]`)."""
-        return any(t is not None for t in (self.pool, self.compositions, self.structures))
+        """Whether the planner picks from a stored candidate pool (`[pool]`, `[compositions]`,
+        `[structures]` or `[microstructures]`)."""
+        return any(
+            t is not None
+            for t in (self.pool, self.compositions, self.structures, self.microstructures)
+        )
 
     @property
     def outcome_names(self) -> list[str]:

@@ -64,6 +64,8 @@ class Surrogate(ABC):
     #: Whether the family reads crystal structures (an index column into a pool whose graphs
     #: `set_structures` gives it) rather than plain vectors.
     needs_structures: bool = False
+    #: Whether the surrogate reads voxel images through `set_images` (a `[microstructures]` pool).
+    needs_images: bool = False
 
     def __init__(self, **options: Any) -> None:
         self.options = dict(options)

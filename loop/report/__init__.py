@@ -7,7 +7,7 @@ front, learned representation).
 
 from __future__ import annotations
 
-from loop.report import core, space, structures  # noqa: F401  (register the sections)
+from loop.report import core, microstructures, space, structures  # noqa: F401
 from loop.report.base import SECTIONS, ReportContext, Section, SectionOutput, register_section
 from loop.report.build import build_report, load_context
 

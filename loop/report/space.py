@@ -55,7 +55,7 @@ class SpaceMap(Section):
     def applies(self, ctx: ReportContext) -> bool:
         # a structure's only column is its index in the pool: the structure section and the
         # learned representation show those campaigns instead
-        return ctx.spec.structures is None
+        return ctx.spec.structures is None and ctx.spec.microstructures is None
 
     def build(self, ctx: ReportContext) -> SectionOutput:
         import matplotlib.pyplot as plt

@@ -24,6 +24,10 @@ Options (all optional except where an outcome needs them):
   (Hill averages, 3-D), `k_xx`, `k_yy`, `k_zz`, `k_mean` (conductivity), `volume_fraction`,
   `density`, and `specific_<q>` = q / density for any of the moduli or conductivities.
 - `device` ("cpu"), `tol` (1e-6).
+
+In a `[microstructures]` campaign the proposal is an image of the campaign's stack: the simulator
+homogenizes that image as it is (`size`, `dim`, `parameters`, `fixed` and `realizations` do not
+apply).
 """
 
 from __future__ import annotations
@@ -136,6 +140,7 @@ class HomogenizationSimulator(Simulator):
         outputs: Mapping[str, str] | None = None,
         device: str = "cpu",
         tol: float = 1e-6,
+        pool: tuple[str, str, str] | None = None,
     ) -> None:
         if dim not in (2, 3):
             raise _bad(f"dim = {dim!r} must be 2 or 3", "set dim = 2 or dim = 3")
@@ -174,6 +179,9 @@ class HomogenizationSimulator(Simulator):
                 "volume_fraction, density or specific_<modulus>",
             )
         self.device, self.tol = device, float(tol)
+        #: (path, key, parameter name) of a [microstructures] campaign's image stack
+        self.pool = pool
+        self._stack: np.ndarray | None = None
 
     @classmethod
     def from_options(
@@ -203,6 +211,13 @@ class HomogenizationSimulator(Simulator):
                 'write e.g. outputs = { stiffness = "E_z" }',
             )
         dim = options.get("dim", 3)
+        pool = None
+        if spec is not None and spec.microstructures is not None:
+            ms = spec.microstructures
+            pool = (ms.path, ms.key, ms.name)
+            from loop.microgen import load_images
+
+            dim = load_images(ms.path, ms.key).ndim - 1
         if spec is not None:
             names = {p.name for p in spec.parameters}
             for f in FIELDS:
@@ -238,6 +253,7 @@ class HomogenizationSimulator(Simulator):
             outputs=outputs,
             device=options.get("device", "cpu"),
             tol=options.get("tol", 1e-6),
+            pool=pool,
         )
 
     def generator_params(self, params: Mapping[str, Any], seed: int) -> GRFParams:
@@ -292,8 +308,34 @@ class HomogenizationSimulator(Simulator):
                 out[q] = out[q.removeprefix("specific_")] / out["density"]
         return out
 
+    def pool_image(self, params: Mapping[str, Any]) -> np.ndarray:
+        """The stack image a `[microstructures]` proposal names."""
+        from loop.microgen import load_images
+
+        assert self.pool is not None
+        path, key, name = self.pool
+        if self._stack is None:
+            self._stack = load_images(path, key)
+        try:
+            idx = int(params[name])
+        except (KeyError, TypeError, ValueError):
+            raise _bad(
+                f"the proposal has no image index {name!r} (got {dict(params)!r})",
+                "measure proposals of the campaign this simulator was built for",
+            ) from None
+        if not 0 <= idx < len(self._stack):
+            raise _bad(
+                f"image {idx} is not in the stack of {len(self._stack)} images ({path})",
+                "measure proposals of the campaign this simulator was built for",
+            )
+        return self._stack[idx]
+
     def measure(self, params: dict[str, Any], rng: np.random.Generator) -> dict[str, float]:
-        """Generate `realizations` microstructures for the proposal and average their answers."""
+        """Homogenize the proposal's image (a `[microstructures]` campaign), or generate
+        `realizations` microstructures from its parameters and average their answers."""
+        if self.pool is not None:
+            props = self.properties(self.pool_image(params))
+            return {name: float(props[q]) for name, q in self.outputs.items()}
         runs = []
         for _ in range(self.realizations):
             seed = int(rng.integers(0, 2**31 - 1))

@@ -94,3 +94,8 @@ def test_the_example_campaign_runs_through_a_worker(tmp_path: Path) -> None:
     for r in rows:
         e = r["E_z"] if "E_z" in r else r["objectives"]["E_z"]
         assert 1 / (0.7 + 0.3 / 10) < e < 0.7 + 0.3 * 10
+    # the report draws the designs, regenerated from their parameters
+    rep = run.invoke(app, [*base, "report", "microstructure_stiffness", "--json"])
+    assert rep.exit_code == 0, rep.output
+    sec = json.loads(rep.output)["sections"]["microstructures"]
+    assert sec["source"] == "generator, seed 0" and len(sec["best"]) == 4
