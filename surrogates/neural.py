@@ -515,7 +515,8 @@ class _EnsembleFamily(NeuralSurrogate):
         K = int(self.opts["members"])
         n_tr = train_idx.numel()
         crossfit = cal_idx.numel() == 0
-        n_folds = min(K, n_tr // 3) if crossfit and n_tr >= 6 else 0
+        # one member cannot hold a fold out of its own training data: it trains on every row
+        n_folds = min(K, n_tr // 3) if crossfit and n_tr >= 6 and K >= 2 else 0
         folds = torch.arange(n_tr) % n_folds if n_folds else None
         per_budget = budget / K if budget is not None else None
         nets: list[MLP] = []

@@ -61,6 +61,15 @@ def test_ensemble_members_are_cross_fitted_and_calibrated() -> None:
     assert s > 0 and s != 1.0
 
 
+def test_a_one_member_ensemble_trains_on_every_row() -> None:
+    # one member cannot hold a fold out of its own data (it used to train on no rows at all)
+    X, Y = _data(n=30)
+    fit = make_surrogate("ensemble", {**FAST, "members": 1}).fit(X, Y, bounds=_bounds(3), seed=0)
+    assert fit.info["epochs"][0] > 1
+    pred = fit.model.posterior(X).mean
+    assert float((pred - Y).abs().mean()) < float((Y - Y.mean()).abs().mean())
+
+
 def test_dropout_masks_fixed_within_a_round_and_new_between_rounds() -> None:
     X, Y = _data()
     sur = make_surrogate("mc-dropout", {**FAST, "samples": 6, "dropout": 0.3})
