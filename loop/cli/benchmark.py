@@ -858,6 +858,10 @@ def homogenization_bench(
     grids: str = typer.Option("16,32,64", "--grids", help="Grids of the convergence study."),
     convergence_samples: int = typer.Option(2, "--convergence-samples", help="RVEs refined."),
     random_samples: int = typer.Option(20, "--random-samples", help="Bounds-check samples."),
+    speed_grids: str = typer.Option("32,64", "--speed-grids", help="Grids of the speed study."),
+    studies: str = typer.Option(
+        "reference,convergence,bounds,speed", "--studies", help="Which studies to run."
+    ),
     device: str = typer.Option("cpu", "--device", help="torch device."),
     out: Path = typer.Option(Path("benchmark-results/homogenization"), "--out", help="Folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
@@ -871,8 +875,12 @@ def homogenization_bench(
 
     try:
         grid_list = [int(x) for x in grids.split(",")]
+        speed_list = [int(x) for x in speed_grids.split(",") if x]
     except ValueError:
-        raise LoopError(f"--grids {grids!r} is not a list of integers", "e.g. 16,32,64") from None
+        raise LoopError(
+            f"--grids {grids!r} / --speed-grids {speed_grids!r} are not lists of integers",
+            "e.g. 16,32,64",
+        ) from None
     doc = run_homogenization_benchmark(
         reference,
         samples=samples,
@@ -880,6 +888,8 @@ def homogenization_bench(
         convergence_samples=convergence_samples,
         random_samples=random_samples,
         device=device,
+        speed_grids=speed_list,
+        studies=[x.strip() for x in studies.split(",") if x.strip()],
         progress=None if as_json else (lambda m: typer.echo(m, err=True)),
     )
     out.mkdir(parents=True, exist_ok=True)
@@ -929,6 +939,38 @@ def microstructures_bench(
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
     text = microstructure_markdown(doc, "loop benchmark microstructures " + " ".join(sys.argv[3:]))
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json(doc)
+    else:
+        typer.echo(text)
+
+
+@app.command("design-loop")
+def design_loop_bench(
+    spec: Path = typer.Argument(..., help="A campaign spec with a [simulator] (the oracle)."),
+    target: float = typer.Option(..., "--target", help="Value of the first objective to reach."),
+    seeds: int = typer.Option(10, "--seeds", help="Seeds per strategy."),
+    max_experiments: int = typer.Option(60, "--max-experiments", help="Simulations per run."),
+    out: Path = typer.Option(Path("benchmark-results/design-loop"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """The planner against random sampling, with a simulator as the oracle, over seeds."""
+    from loop.benchmark.design_loop import design_loop_markdown, run_design_loop
+    from loop.errors import LoopError
+
+    if seeds < 1 or max_experiments < 2:
+        raise LoopError("--seeds must be >= 1 and --max-experiments >= 2", "e.g. 10 and 60")
+    doc = run_design_loop(
+        spec,
+        target=target,
+        seeds=seeds,
+        max_experiments=max_experiments,
+        progress=None if as_json else (lambda m: typer.echo(m, err=True)),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    text = design_loop_markdown(doc, "loop benchmark design-loop " + " ".join(sys.argv[3:]))
     (out / "results.md").write_text(text)
     if as_json:
         emit_json(doc)

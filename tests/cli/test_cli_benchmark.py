@@ -413,3 +413,34 @@ def test_benchmark_microstructures_scores_the_cnn_beside_both_baselines(tmp_path
     )
     err = cli.fails("benchmark", "microstructures", tmp_path / "c11.npz", "--out", out)
     assert "not C33" in err and "--column 3" in err
+
+
+def test_benchmark_design_loop_runs_the_planner_and_random_arms(tmp_path: Path) -> None:
+    spec = tmp_path / "ms.toml"
+    text = (ROOT / "examples" / "microstructure_stiffness.toml").read_text()
+    spec.write_text(
+        text.replace("size = 16", "size = 6").replace("initial_design = 8", "initial_design = 4")
+    )
+    out = tmp_path / "d"
+    doc = Cli(tmp_path).json(
+        "benchmark",
+        "design-loop",
+        spec,
+        "--target",
+        "3.0",
+        "--seeds",
+        "2",
+        "--max-experiments",
+        "8",
+        "--out",
+        out,
+        "--json",
+    )
+    assert set(doc["summary"]) == {"planner", "random"} and doc["seeds"] == 2
+    for r in doc["runs"]:
+        assert 1 <= len(r["values"]) <= 8
+        k = r["experiments"]
+        # the count is where the target was first reached, or a miss
+        hit = [i + 1 for i, v in enumerate(r["values"]) if v >= 3.0]
+        assert k == (hit[0] if hit else None)
+    assert "| planner |" in (out / "results.md").read_text()
