@@ -99,3 +99,17 @@ def test_the_example_campaign_runs_through_a_worker(tmp_path: Path) -> None:
     assert rep.exit_code == 0, rep.output
     sec = json.loads(rep.output)["sections"]["microstructures"]
     assert sec["source"] == "generator, seed 0" and len(sec["best"]) == 4
+
+
+def test_a_2d_campaign_gets_2d_quantities() -> None:
+    spec = _spec(
+        ["E_y", "k_xx"],
+        {"size": 16, "dim": 2, "parameters": {"volume_fraction": "vf", "length_y": "length_z"}},
+    )
+    sim = make_simulator(spec)
+    img = sim.image({"vf": 0.3, "length_z": 4.0}, seed=3)
+    assert img.shape == (16, 16) and abs(img.mean() - 0.3) < 1 / 256
+    v = sim.measure({"vf": 0.3, "length_z": 4.0}, np.random.default_rng(1))
+    assert 1.0 < v["E_y"] < 10.0 and 1.0 < v["k_xx"] < 10.0
+    with pytest.raises(LoopError, match="does not compute in 2-D"):
+        make_simulator(_spec(["E_z"], {"dim": 2, "outputs": {"E_z": "E_z"}}))
