@@ -127,6 +127,81 @@ def pretrain(
     console().print(f'fine-tune in a campaign with  surrogate_options = {{pretrained = "{name}"}}')
 
 
+@app.command("train-gan")
+def train_gan_cmd(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Name latent-space campaigns use."),
+    n: int = typer.Option(5000, "--n", help="Training microstructures (2-D GRF)."),
+    latent: int = typer.Option(4, "--latent", help="Side of the latent map (4: 16 variables)."),
+    filters: str = typer.Option("128,64,32,16", "--filters", help="Generator filters."),
+    steps: int = typer.Option(20000, "--steps", help="Training steps (one D and one G update)."),
+    budget: float | None = typer.Option(None, "--budget", help="Stop after these seconds."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per step."),
+    vf: str = typer.Option("0.3,0.5", "--volume-fraction", help="Phase-1 fraction range."),
+    length: str = typer.Option("2,6", "--length", help="Correlation length range (pixels)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the data and the training."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG of the quality curves."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite a model of that name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Train the microstructure GAN on generated 2-D microstructures and store it by name."""
+    from loop.cli.simulate import _pair
+    from loop.errors import LoopError
+    from loop.gan import train_and_store_gan
+
+    try:
+        filt = tuple(int(x) for x in filters.split(","))
+    except ValueError:
+        raise LoopError(
+            f"--filters {filters!r} is not a list of integers", "e.g. 128,64,32,16"
+        ) from None
+    lo, hi = _pair(vf, "--volume-fraction")
+    if not 0 < lo <= hi < 1:
+        raise LoopError(f"--volume-fraction {vf} must lie in (0, 1)", "e.g. 0.3,0.5")
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        res = train_and_store_gan(
+            session=session,
+            name=name,
+            artifact_dir=store.artifact_dir,
+            n=n,
+            latent=latent,
+            filters=filt,
+            steps=steps,
+            time_budget=budget,
+            batch_size=batch_size,
+            volume_fraction=(lo, hi),
+            length=_pair(length, "--length"),
+            seed=seed,
+            device=device,
+            replace=replace,
+            plot=plot,
+        )
+        rec = res.record
+    q = res.quality
+    if as_json:
+        emit_json(
+            {
+                "id": rec.id,
+                "name": rec.name,
+                "report": {k: v for k, v in res.report.items() if not k.endswith("loss")},
+                "quality": {k: v for k, v in q.items() if k != "curves"},
+            }
+        )
+        return
+    vfq = q["volume_fraction"]
+    console().print(
+        f"stored GAN '{rec.name}' (fit {rec.id}): {res.report['steps']} steps "
+        f"({res.report['epochs']:.1f} epochs) in {res.report['seconds']:.0f} s on {device}"
+    )
+    console().print(
+        f"volume fraction {vfq['generated_mean']:.3f} +- {vfq['generated_std']:.3f} generated, "
+        f"{vfq['real_mean']:.3f} +- {vfq['real_std']:.3f} training; distance of S2 curves "
+        f"{q['s2_distance']:.4f}, of lineal-path curves {q['lineal_path_distance']:.4f}"
+    )
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

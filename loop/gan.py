@@ -1,0 +1,289 @@
+"""Train, store, load and check the microstructure GAN (`loop surrogate train-gan`).
+
+The GAN (`surrogates.gan`) is trained on 2-D periodic Gaussian-random-field microstructures from
+`loop.microgen` and stored like a pretrained surrogate: a model_fit row without a campaign, named,
+whose checkpoint holds both networks, their configuration, the training report and the quality
+statistics of generated images against the training set (volume fraction, two-point correlation
+and lineal-path curves, and the distances between them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from db import ModelFitRecord, crud
+from loop.errors import ConflictError, LoopError, NotFoundError
+
+__all__ = ["GAN_KIND", "GANResult", "training_images", "train_and_store_gan", "load_gan", "quality"]
+
+GAN_KIND = "gan"
+
+
+@dataclass
+class GANResult:
+    record: ModelFitRecord
+    report: dict[str, Any]
+    quality: dict[str, Any]
+    seconds: float
+
+
+def training_images(
+    n: int,
+    size: int,
+    *,
+    volume_fraction: tuple[float, float] = (0.3, 0.5),
+    length: tuple[float, float] = (2.0, 6.0),
+    seed: int = 0,
+) -> np.ndarray:
+    """`n` binary 2-D GRF microstructures `size x size`, each with its own volume fraction,
+    correlation lengths and angle drawn uniformly from the ranges."""
+    from loop.microgen import GRFParams, microstructure
+
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        p = GRFParams(
+            float(rng.uniform(*volume_fraction)),
+            tuple(float(x) for x in rng.uniform(*length, size=2)),
+            float(rng.uniform(0.0, 180.0)),
+            int(rng.integers(2**31)),
+        )
+        out[i] = microstructure((size, size), p)
+    return out
+
+
+def quality(generator: Any, real: np.ndarray, n: int = 256, seed: int = 0) -> dict[str, Any]:
+    """Statistics of `n` generated images (random latent vectors) against the real ones."""
+    import torch
+
+    from surrogates.gan import decode
+    from surrogates.microstats import (
+        curve_distance,
+        lineal_path,
+        radial_average,
+        two_point_correlation,
+    )
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        z = torch.rand(n, generator.config.dim, generator=g)
+        fake = torch.cat([decode(generator, z[i : i + 64]) for i in range(0, n, 64)]).double()
+    real_t = torch.as_tensor(real[:n]).double()
+    out: dict[str, Any] = {}
+    vf_r, vf_f = real_t.mean(dim=(1, 2)), fake.mean(dim=(1, 2))
+    out["volume_fraction"] = {
+        "real_mean": float(vf_r.mean()),
+        "real_std": float(vf_r.std()),
+        "generated_mean": float(vf_f.mean()),
+        "generated_std": float(vf_f.std()),
+    }
+    s2r = radial_average(two_point_correlation(real_t))
+    s2f = radial_average(two_point_correlation(fake))
+    lpr = torch.cat([lineal_path(real_t, 0, 32), lineal_path(real_t, 1, 32)])
+    lpf = torch.cat([lineal_path(fake, 0, 32), lineal_path(fake, 1, 32)])
+    out["s2_distance"] = curve_distance(s2r, s2f)
+    out["lineal_path_distance"] = curve_distance(lpr, lpf)
+    out["curves"] = {
+        "s2_real": s2r.mean(0).tolist(),
+        "s2_generated": s2f.mean(0).tolist(),
+        "lineal_path_real": lpr.mean(0).tolist(),
+        "lineal_path_generated": lpf.mean(0).tolist(),
+    }
+    # the same statistics between two halves of the real set: the floor of the distances
+    h = len(real_t) // 2
+    if h >= 8:
+        out["s2_distance_real_halves"] = curve_distance(s2r[:h], s2r[h:])
+        out["lineal_path_distance_real_halves"] = curve_distance(
+            torch.cat([lineal_path(real_t[:h], 0, 32), lineal_path(real_t[:h], 1, 32)]),
+            torch.cat([lineal_path(real_t[h:], 0, 32), lineal_path(real_t[h:], 1, 32)]),
+        )
+    return out
+
+
+def quality_plot(q: dict[str, Any], samples: np.ndarray, path: Path) -> Path:
+    """S2 and lineal-path curves, real against generated, with example generated images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = q["curves"]
+    k = min(4, len(samples))
+    fig, axes = plt.subplots(1, 2 + k, figsize=(4 * 2 + 2.2 * k, 3.2))
+    axes[0].plot(c["s2_real"], label="training")
+    axes[0].plot(c["s2_generated"], "--", label="generated")
+    axes[0].set_xlabel("r (pixels)")
+    axes[0].set_ylabel("S2(r)")
+    axes[0].legend()
+    axes[1].plot(c["lineal_path_real"], label="training")
+    axes[1].plot(c["lineal_path_generated"], "--", label="generated")
+    axes[1].set_xlabel("r (pixels)")
+    axes[1].set_ylabel("L(r)")
+    for ax, img in zip(axes[2:], samples[:k], strict=True):
+        ax.imshow(img, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def train_and_store_gan(
+    *,
+    session: Session,
+    name: str,
+    artifact_dir: Path | str,
+    n: int = 5000,
+    latent: int = 4,
+    filters: tuple[int, ...] = (128, 64, 32, 16),
+    steps: int = 20000,
+    time_budget: float | None = None,
+    batch_size: int = 32,
+    volume_fraction: tuple[float, float] = (0.3, 0.5),
+    length: tuple[float, float] = (2.0, 6.0),
+    seed: int = 0,
+    device: str = "cpu",
+    replace: bool = False,
+    plot: Path | None = None,
+) -> GANResult:
+    """Generate the training set, train the GAN, check it and store it as model `name`.
+
+    Raises:
+        ConflictError: A model called `name` exists and `replace` is false.
+        LoopError: Bad sizes.
+    """
+    import torch
+
+    from loop.engine import _save_checkpoint
+    from loop.pretrained import _check_name
+    from surrogates.gan import GANConfig, decode, train_gan
+
+    _check_name(name)
+    existing = crud.named_model_fits(session=session, name=name)
+    if existing and not replace:
+        raise ConflictError(
+            f"a stored model named '{name}' already exists (fit {existing[0].id})",
+            "choose another --name, or pass --replace to overwrite it",
+        )
+    if n < 16:
+        raise LoopError(f"--n {n} is too few images to train a GAN on", "use hundreds or more")
+    try:
+        config = GANConfig(latent=latent, filters=tuple(filters))
+    except ValueError as err:
+        raise LoopError(str(err), "use e.g. --latent 4") from None
+    t0 = time.perf_counter()
+    images = training_images(
+        n, config.image, volume_fraction=volume_fraction, length=length, seed=seed
+    )
+    gen_s = time.perf_counter() - t0
+    G, D, rep = train_gan(
+        torch.as_tensor(images),
+        config,
+        steps=steps,
+        time_budget=time_budget,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+    )
+    G, D = G.cpu(), D.cpu()
+    q = quality(G, images, seed=seed + 1)
+    state = {
+        "arch": config.to_dict(),
+        "generator": {k: v.cpu() for k, v in G.state_dict().items()},
+        "discriminator": {k: v.cpu() for k, v in D.state_dict().items()},
+    }
+    for old in existing:
+        if old.checkpoint_path:
+            Path(old.checkpoint_path).unlink(missing_ok=True)
+        crud.delete_model_fit(session=session, fit_id=old.id)
+    stem = f"{name}-{int(time.time() * 1000)}"
+    path, sha = _save_checkpoint(state, Path(artifact_dir) / "pretrained", stem)
+    report = {**rep.to_dict(), "data_seconds": gen_s, "device": device}
+    settings = {
+        "arch": config.to_dict(),
+        "data": {
+            "n": n,
+            "size": config.image,
+            "volume_fraction": list(volume_fraction),
+            "length": list(length),
+            "generator": "2-D periodic Gaussian random field, thresholded",
+        },
+        "steps": steps,
+        "time_budget": time_budget,
+        "batch_size": batch_size,
+        "seed": seed,
+        "loss": "hinge, spectral-norm discriminator, two-point statistics (weight 10)",
+    }
+    metrics = {
+        "n_train": n,
+        "steps": rep.steps,
+        "epochs": rep.epochs,
+        "seconds": rep.seconds,
+        "device": device,
+        "quality": {k: v for k, v in q.items() if k != "curves"},
+    }
+    rec = crud.add_model_fit(
+        session=session,
+        campaign_id=None,
+        name=name,
+        kind=GAN_KIND,
+        settings=settings,
+        data_version=hashlib.sha256(images.tobytes()).hexdigest()[:32],
+        metrics=metrics,
+        heldout=[],
+        checkpoint_path=path,
+        checkpoint_sha256=sha,
+    )
+    crud.add_event(
+        session=session,
+        campaign_id=None,
+        kind="pretrained",
+        payload={"model_fit": rec.id, "name": name, "kind": GAN_KIND, "rows": n},
+    )
+    if plot is not None:
+        with torch.no_grad():
+            samples = decode(G, torch.rand(4, config.dim)).numpy()
+        quality_plot(q, samples, plot)
+    return GANResult(rec, report, q, time.perf_counter() - t0)
+
+
+def load_gan(*, session: Session, name: str) -> Any:
+    """The generator of stored GAN `name`, in eval mode on the CPU.
+
+    Raises:
+        NotFoundError: No GAN of that name, or its checkpoint is missing or altered.
+    """
+    import torch
+
+    from surrogates.gan import GANConfig, Generator
+
+    fits = [f for f in crud.named_model_fits(session=session, name=name) if f.kind == GAN_KIND]
+    if not fits:
+        known = sorted(
+            {f.name for f in crud.named_model_fits(session=session) if f.kind == GAN_KIND}
+        )
+        raise NotFoundError(
+            f"no GAN named '{name}'" + (f"; stored: {', '.join(known)}" if known else ""),
+            "train one with `loop surrogate train-gan --name NAME`",
+        )
+    fit = fits[0]
+    p = Path(fit.checkpoint_path or "")
+    if not p.is_file():
+        raise NotFoundError(f"the checkpoint of GAN '{name}' is missing ({p})", "train it again")
+    data = p.read_bytes()
+    if hashlib.sha256(data).hexdigest() != fit.checkpoint_sha256:
+        raise NotFoundError(f"the checkpoint {p} of GAN '{name}' was altered", "train it again")
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    g = Generator(GANConfig.from_dict(state["arch"]))
+    g.load_state_dict(state["generator"])
+    return g.eval()
