@@ -344,6 +344,16 @@ def create_campaign_from_spec(
             f"a campaign named '{spec.name}' already exists",
             "choose another name with --name, or use the existing campaign",
         )
+    if spec.latent is not None:
+        from loop.gan import load_gan
+
+        gen = load_gan(session=session, name=spec.latent.gan)
+        if gen.config.latent != spec.latent.size:
+            raise SpecError(
+                f"[latent] size = {spec.latent.size}, but GAN '{spec.latent.gan}' has a "
+                f"{gen.config.latent} x {gen.config.latent} latent map",
+                f"set [latent] size = {gen.config.latent}",
+            )
     rec = crud.create_campaign(session=session, name=spec.name, spec=spec.to_json())
     n = 0
     if candidates is None and spec.compositions is not None:

@@ -306,6 +306,7 @@ def _propose(
 
     if len(ms) < max(2, spec.n_initial()):
         items = _initial_design(space, q, base_seed, props, available, rows_of)
+        items = _with_images(session, spec, items)
         before_writing()
         out = crud.add_proposals(session=session, campaign_id=rec.id, batch=batch, items=items)
         crud.add_event(
@@ -415,6 +416,7 @@ def _propose(
                 acq_value=float(values[i]),
             )
         )
+    items = _with_images(session, spec, items)
     out = crud.add_proposals(
         session=session, campaign_id=rec.id, batch=batch, items=items, model_fit_id=fit_rec.id
     )
@@ -604,6 +606,36 @@ def choose_from_pool(
             pass
     idx, values = optimize_pool(acqf, choices[keep], q)
     return [available[int(keep[int(i)])] for i in idx], values
+
+
+def _with_images(
+    session: Session, spec: CampaignSpec, items: list[NewProposal]
+) -> list[NewProposal]:
+    """A `[latent]` campaign's proposals with their decoded microstructures attached."""
+    if spec.latent is None or not items:
+        return items
+    from dataclasses import replace
+
+    from loop.gan import load_gan
+    from loop.microgen import pack_image
+    from surrogates.gan import decode
+
+    lat = spec.latent
+    gen = load_gan(session=session, name=lat.gan)
+    if gen.config.latent != lat.size:
+        raise LoopError(
+            f"GAN '{lat.gan}' has a {gen.config.latent} x {gen.config.latent} latent map, the "
+            f"campaign a {lat.size} x {lat.size} one",
+            f"set [latent] size = {gen.config.latent}, or train a GAN with --latent {lat.size}",
+        )
+    names = lat.names()
+    z = torch.tensor([[float(it.params[n]) for n in names] for it in items], dtype=torch.float32)
+    with torch.no_grad():
+        images = decode(gen, z).numpy()
+    return [
+        replace(it, params={**it.params, lat.image: pack_image(img)})
+        for it, img in zip(items, images, strict=True)
+    ]
 
 
 def _initial_design(

@@ -19,6 +19,8 @@ import numpy as np
 from loop.errors import LoopError
 
 __all__ = [
+    "pack_image",
+    "unpack_image",
     "GRFParams",
     "gaussian_random_field",
     "microstructure",
@@ -325,3 +327,36 @@ def labelled_set(
         "iterations": iters,
         "seconds": secs,
     }, attrs
+
+
+def pack_image(image: np.ndarray) -> str:
+    """A binary image as text: its shape, a colon, and its bits (row-major) in base64."""
+    import base64
+
+    arr = np.asarray(image)
+    bits = np.packbits((arr > 0.5).astype(np.uint8).reshape(-1))
+    return "x".join(str(n) for n in arr.shape) + ":" + base64.b64encode(bits.tobytes()).decode()
+
+
+def unpack_image(text: str) -> np.ndarray:
+    """The uint8 image `pack_image` wrote.
+
+    Raises:
+        LoopError: Text that is not a packed image.
+    """
+    import base64
+    import binascii
+
+    try:
+        head, _, body = str(text).partition(":")
+        shape = tuple(int(n) for n in head.split("x"))
+        bits = np.frombuffer(base64.b64decode(body, validate=True), dtype=np.uint8)
+        n = int(np.prod(shape))
+        if not shape or bits.size * 8 < n:
+            raise ValueError
+        return np.unpackbits(bits)[:n].reshape(shape)
+    except (ValueError, binascii.Error):
+        raise LoopError(
+            f"{str(text)[:40]!r} is not a packed microstructure image",
+            "proposals of [latent] campaigns carry their image; measure those proposals",
+        ) from None

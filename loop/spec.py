@@ -40,6 +40,7 @@ __all__ = [
     "STRUCTURE_SURROGATE",
     "MICROSTRUCTURE_SURROGATE",
     "MicrostructureSpaceSpec",
+    "LatentSpaceSpec",
     "Objective",
     "OutcomeConstraint",
     "StopRule",
@@ -422,6 +423,33 @@ class MicrostructureSpaceSpec(_Strict):
         return _check_name(v, "microstructure parameter name")
 
 
+class LatentSpaceSpec(_Strict):
+    """The latent box of a stored microstructure GAN as the design space (`[latent]`).
+
+    The design parameters are the `size x size` latent values, each in [0, 1], named
+    `prefix` + two-digit index (`z00` .. `z15` for the paper's 4 x 4 map). Every proposal also
+    carries its decoded binary microstructure under `image` (packed, see
+    `loop.microgen.pack_image`), which the homogenization simulator reads.
+    """
+
+    gan: str
+    size: int = Field(default=4, ge=1, le=64)
+    prefix: str = "z"
+    image: str = "image"
+
+    @field_validator("prefix", "image")
+    @classmethod
+    def _names(cls, v: str) -> str:
+        return _check_name(v, "latent name")
+
+    def names(self) -> list[str]:
+        width = max(2, len(str(self.size * self.size - 1)))
+        return [f"{self.prefix}{i:0{width}d}" for i in range(self.size * self.size)]
+
+    def parameters(self) -> list[FloatParameter]:
+        return [FloatParameter(name=n, low=0.0, high=1.0) for n in self.names()]
+
+
 class HullSpec(_Strict):
     """Stability as an outcome (`[hull]`, structure campaigns): results report each structure's
     energy per atom in the column `energy`, and ingest stores the outcome `objective` as that
@@ -558,6 +586,7 @@ class CampaignSpec(_Strict):
     compositions: ChemicalSpaceSpec | None = None
     structures: StructureSpaceSpec | None = None
     microstructures: MicrostructureSpaceSpec | None = None
+    latent: LatentSpaceSpec | None = None
     hull: HullSpec | None = None
     objectives: list[Objective]
     constraints: list[OutcomeConstraint] = Field(default_factory=list)
@@ -587,6 +616,13 @@ class CampaignSpec(_Strict):
             model = raw.get("model")
             if model is None or (isinstance(model, dict) and "surrogate" not in model):
                 raw = {**raw, "model": {**(model or {}), "surrogate": MICROSTRUCTURE_SURROGATE}}
+        if isinstance(raw, dict) and isinstance(raw.get("latent"), dict):
+            if not raw.get("parameters"):
+                try:
+                    lat = LatentSpaceSpec.model_validate(raw["latent"])
+                except ValidationError:
+                    return raw  # reported where the field is validated
+                raw = {**raw, "parameters": [p.model_dump(mode="json") for p in lat.parameters()]}
         if isinstance(raw, dict) and isinstance(raw.get("compositions"), dict):
             if not raw.get("parameters"):
                 try:
@@ -610,6 +646,28 @@ class CampaignSpec(_Strict):
                 "the design space is empty: add [[parameters]] tables, a [pool], "
                 "[compositions], [structures] or [microstructures]"
             )
+        if self.latent is not None:
+            others = [
+                t
+                for t, v in (
+                    ("[pool]", self.pool),
+                    ("[compositions]", self.compositions),
+                    ("[structures]", self.structures),
+                    ("[microstructures]", self.microstructures),
+                )
+                if v is not None
+            ]
+            if others:
+                raise ValueError(
+                    f"the spec has both [latent] and {' and '.join(others)}; a campaign has one "
+                    "design space, so keep one of them"
+                )
+            if self.parameters != self.latent.parameters():
+                raise ValueError(
+                    "[[parameters]] cannot sit beside [latent]: the design parameters are the "
+                    f"GAN's latent values ({self.latent.names()[0]} .. "
+                    f"{self.latent.names()[-1]}, each in [0, 1]); remove the [[parameters]] tables"
+                )
         if self.microstructures is not None:
             others = [
                 t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -112,8 +113,16 @@ HIDDEN_IN_TABLES = frozenset({"cif"})
 
 
 def params_text(params: dict[str, Any]) -> str:
-    """A parameter dict as `k=v, ...` for a table cell, without whole crystal structures."""
-    return ", ".join(f"{k}={fmt(v)}" for k, v in params.items() if k not in HIDDEN_IN_TABLES)
+    """A parameter dict as `k=v, ...` for a table cell, without whole crystal structures or
+    packed microstructure images (`HxW:base64`)."""
+    return ", ".join(
+        f"{k}={fmt(v)}"
+        for k, v in params.items()
+        if k not in HIDDEN_IN_TABLES and not _PACKED_IMAGE.match(str(v))
+    )
+
+
+_PACKED_IMAGE = re.compile(r"\d+(x\d+)+:[A-Za-z0-9+/=]{16,}")
 
 
 def fmt(v: Any) -> str:

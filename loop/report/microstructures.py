@@ -21,6 +21,11 @@ def _simulator_options(ctx: ReportContext) -> dict[str, Any] | None:
 def design_image(ctx: ReportContext, params: dict[str, Any]) -> np.ndarray | None:
     """The image of one design: from the campaign's stack, or generated from generator
     parameters with seed 0 (one realization of the random field), or None."""
+    if ctx.spec.latent is not None:
+        from loop.microgen import unpack_image
+
+        packed = params.get(ctx.spec.latent.image)
+        return unpack_image(packed).astype(float) if isinstance(packed, str) else None
     ms = ctx.spec.microstructures
     if ms is not None:
         from loop.engine import image_stack
@@ -55,7 +60,11 @@ class MicrostructureSection(Section):
     """Images of the best measured designs and of the open proposals."""
 
     def applies(self, ctx: ReportContext) -> bool:
-        return ctx.spec.microstructures is not None or _simulator_options(ctx) is not None
+        return (
+            ctx.spec.microstructures is not None
+            or ctx.spec.latent is not None
+            or _simulator_options(ctx) is not None
+        )
 
     def build(self, ctx: ReportContext) -> SectionOutput:
         import matplotlib.pyplot as plt
@@ -74,15 +83,23 @@ class MicrostructureSection(Section):
         data = {
             "best": [{"title": t, "params": p} for t, p in best],
             "open": [{"title": t, "params": p} for t, p in open_],
-            "source": "stack" if ctx.spec.microstructures is not None else "generator, seed 0",
+            "source": (
+                "stack"
+                if ctx.spec.microstructures is not None
+                else "decoded by the GAN"
+                if ctx.spec.latent is not None
+                else "generator, seed 0"
+            ),
         }
         if not panels:
             return SectionOutput(data, note("No measured or proposed microstructure yet."))
         fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.1), squeeze=False)
         for ax, (title, params, img) in zip(axes[0], panels, strict=True):
             ax.imshow(_slice(img), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            skip = {ctx.spec.latent.image} if ctx.spec.latent is not None else set()
+            shown = [(k, v) for k, v in params.items() if k not in skip][:4]
             label = ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown
             )
             ax.set_title(f"{title}\n{label}", fontsize=7)
             ax.set_xticks([])

@@ -25,9 +25,9 @@ Options (all optional except where an outcome needs them):
   `density`, and `specific_<q>` = q / density for any of the moduli or conductivities.
 - `device` ("cpu"), `tol` (1e-6).
 
-In a `[microstructures]` campaign the proposal is an image of the campaign's stack: the simulator
-homogenizes that image as it is (`size`, `dim`, `parameters`, `fixed` and `realizations` do not
-apply).
+In a `[microstructures]` campaign the proposal is an image of the campaign's stack, and in a
+`[latent]` campaign the proposal carries its GAN-decoded 2-D image: the simulator homogenizes that
+image as it is (`size`, `dim`, `parameters`, `fixed` and `realizations` do not apply).
 """
 
 from __future__ import annotations
@@ -141,6 +141,7 @@ class HomogenizationSimulator(Simulator):
         device: str = "cpu",
         tol: float = 1e-6,
         pool: tuple[str, str, str] | None = None,
+        image_key: str | None = None,
     ) -> None:
         if dim not in (2, 3):
             raise _bad(f"dim = {dim!r} must be 2 or 3", "set dim = 2 or dim = 3")
@@ -182,6 +183,8 @@ class HomogenizationSimulator(Simulator):
         #: (path, key, parameter name) of a [microstructures] campaign's image stack
         self.pool = pool
         self._stack: np.ndarray | None = None
+        #: the params key of a [latent] proposal's packed image
+        self.image_key = image_key
 
     @classmethod
     def from_options(
@@ -212,6 +215,10 @@ class HomogenizationSimulator(Simulator):
             )
         dim = options.get("dim", 3)
         pool = None
+        image_key = None
+        if spec is not None and spec.latent is not None:
+            image_key = spec.latent.image
+            dim = 2
         if spec is not None and spec.microstructures is not None:
             ms = spec.microstructures
             pool = (ms.path, ms.key, ms.name)
@@ -254,6 +261,7 @@ class HomogenizationSimulator(Simulator):
             device=options.get("device", "cpu"),
             tol=options.get("tol", 1e-6),
             pool=pool,
+            image_key=image_key,
         )
 
     def generator_params(self, params: Mapping[str, Any], seed: int) -> GRFParams:
@@ -333,8 +341,20 @@ class HomogenizationSimulator(Simulator):
     def measure(self, params: dict[str, Any], rng: np.random.Generator) -> dict[str, float]:
         """Homogenize the proposal's image (a `[microstructures]` campaign), or generate
         `realizations` microstructures from its parameters and average their answers."""
-        if self.pool is not None:
-            props = self.properties(self.pool_image(params))
+        if self.pool is not None or self.image_key is not None:
+            if self.pool is not None:
+                img = self.pool_image(params)
+            else:
+                from loop.microgen import unpack_image
+
+                assert self.image_key is not None
+                if self.image_key not in params:
+                    raise _bad(
+                        f"the proposal carries no decoded image under {self.image_key!r}",
+                        "measure proposals of a [latent] campaign, which carry their image",
+                    )
+                img = unpack_image(params[self.image_key])
+            props = self.properties(img)
             return {name: float(props[q]) for name, q in self.outputs.items()}
         runs = []
         for _ in range(self.realizations):
