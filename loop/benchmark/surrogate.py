@@ -302,6 +302,8 @@ def _fit_registry(
     seed: int,
     device: str,
     warm_start: dict[str, Any] | None,
+    graphs: Any = None,
+    rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Prediction:
     import torch
 
@@ -309,8 +311,23 @@ def _fit_registry(
     from surrogates.featurizers import ELEMNET_ELEMENTS
 
     s = make_surrogate(name, opts)
-    d = Xtr.shape[1]
-    bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
+    names: list[str] | None = list(ELEMNET_ELEMENTS)
+    if s.needs_structures:
+        # the inputs are row indices into the table's crystal graphs
+        if graphs is None:
+            raise LoopError(
+                f"model '{name}' reads crystal structures, but the data are compositions",
+                "give a CSV with a CIF column (--input cif) or a JSON table of structures",
+            )
+        s.set_structures(graphs)
+        assert rows is not None
+        Xtr = torch.as_tensor(rows[0], dtype=torch.float32).unsqueeze(-1)
+        Xte = torch.as_tensor(rows[1], dtype=torch.float32).unsqueeze(-1)
+        bounds = torch.tensor([[0.0], [float(len(graphs) - 1)]], dtype=torch.double)
+        names = None
+    else:
+        d = Xtr.shape[1]
+        bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     Y = torch.as_tensor(ytr, dtype=torch.float64 if name == "gp" else torch.float32)
     X = Xtr.double() if name == "gp" else Xtr
     t0 = time.perf_counter()
@@ -319,7 +336,7 @@ def _fit_registry(
         Y.reshape(-1, 1),
         bounds=bounds,
         seed=seed,
-        input_names=list(ELEMNET_ELEMENTS),
+        input_names=names,
         device=device,
         warm_start=warm_start,
     )
@@ -467,7 +484,18 @@ def run_surrogate_benchmark(
                 pred = _fit_rf(Xtr, ytr, Xte, opts, bench.seed)
             else:
                 ws = warm_start if m not in NOT_WARM_STARTED else None
-                pred = _fit_registry(m, opts, Xtr, ytr, Xte, bench.seed, bench.device, ws)
+                pred = _fit_registry(
+                    m,
+                    opts,
+                    Xtr,
+                    ytr,
+                    Xte,
+                    bench.seed,
+                    bench.device,
+                    ws,
+                    graphs=data.graphs,
+                    rows=(np.asarray(train), np.asarray(sp.test)),
+                )
                 pred.info["warm_started"] = ws is not None
             wall = time.perf_counter() - t0
             fold_doc: dict[str, Any] = {

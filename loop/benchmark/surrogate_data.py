@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class CompositionTable:
     groups: list[str]
     rows_read: int
     dropped: dict[str, int] = field(default_factory=dict)
+    #: Crystal graphs of the rows (a `GraphStore`, row order) when the table holds structures;
+    #: crystal-graph surrogates read them, the others the compositions in `X`.
+    graphs: Any = None
 
     def __len__(self) -> int:
         return len(self.formulas)
@@ -315,3 +318,31 @@ def make_splits(
             for k in range(folds)
         ]
     raise LoopError(f"unknown split '{kind}'", "use --split kfold, group-kfold or fixed")
+
+
+def load_structure_benchmark_table(
+    path: Path, *, input_column: str, target_column: str, limit: int | None = None
+) -> CompositionTable:
+    """A CSV file with a CIF column or a JSON table of pymatgen structures, as a table whose rows
+    carry both their crystal graph (`graphs`) and their composition (`X`), so crystal-graph and
+    composition surrogates run on identical splits."""
+    from loop.pretrained import load_structure_table_for_pretraining
+    from surrogates.featurizers import featurize_formulas
+
+    st = load_structure_table_for_pretraining(
+        path, input_column=input_column, target_column=target_column, limit=limit
+    )
+    n = len(st)
+    return CompositionTable(
+        path=st.path,
+        sha256=st.sha256,
+        input_column=input_column,
+        target_column=target_column,
+        formulas=list(st.formulas),
+        X=featurize_formulas(list(st.formulas)).float(),
+        y=np.asarray(st.y, dtype=float),
+        lines=np.arange(n) + 2,
+        groups=list(st.formulas),
+        rows_read=n,
+        graphs=st.graphs,
+    )

@@ -218,7 +218,10 @@ def surrogate(
     out: Path = typer.Option(Path("surrogate-benchmark"), "--out", "-o", help="Output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the results JSON."),
 ) -> None:
-    """Accuracy and uncertainty of surrogates on a composition table, on identical splits.
+    """Accuracy and uncertainty of surrogates on a composition or structure table, on identical
+    splits. A table of crystal structures (a CSV with a CIF column, --input cif, or a JSON table
+    of pymatgen structures) runs crystal-graph models (cgcnn-ensemble, cgcnn-mcdropout) on the
+    structures and every other model on their compositions.
 
     Writes results.json, results.md, parity.png and calibration.png. Metrics per model and fold
     (mean ± std over folds): MAE, RMSE, R2, miscalibration area, Gaussian NLL, Spearman of
@@ -268,18 +271,41 @@ def surrogate(
         device=device,
         pretrained=pretrained,
     )
-    tables = [
-        load_composition_table(
-            path,
-            input_column=input_column,
-            target_column=target,
-            skip_bad_rows=skip_bad_rows,
-            drop_abs_above=drop_abs_above,
-            limit=limit,
-            limit_seed=limit_seed,
-        )
-        for path in ([data] if test_data is None else [data, test_data])
-    ]
+    from surrogates import SURROGATES, load_builtin
+
+    load_builtin()
+    structural = any(
+        getattr(SURROGATES.get(m), "needs_structures", False) for m in models
+    ) or data.name.endswith((".json", ".json.gz"))
+    if structural:
+        from loop.benchmark.surrogate_data import load_structure_benchmark_table
+
+        if test_data is not None:
+            raise LoopError(
+                "--test-data is for composition tables; structure tables are split",
+                "use --split kfold or fixed on one structure file",
+            )
+        tables = [
+            load_structure_benchmark_table(
+                data,
+                input_column="cif" if input_column == "formula" else input_column,
+                target_column=target,
+                limit=limit,
+            )
+        ]
+    else:
+        tables = [
+            load_composition_table(
+                path,
+                input_column=input_column,
+                target_column=target,
+                skip_bad_rows=skip_bad_rows,
+                drop_abs_above=drop_abs_above,
+                limit=limit,
+                limit_seed=limit_seed,
+            )
+            for path in ([data] if test_data is None else [data, test_data])
+        ]
     plan_splits(bench, tables[0], tables[1] if len(tables) > 1 else None)  # refuse before fitting
     warm_start = _pretrained_state(ctx, pretrained) if pretrained else None
 

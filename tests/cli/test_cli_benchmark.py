@@ -444,3 +444,72 @@ def test_benchmark_design_loop_runs_the_planner_and_random_arms(tmp_path: Path) 
         hit = [i + 1 for i, v in enumerate(r["values"]) if v >= 3.0]
         assert k == (hit[0] if hit else None)
     assert "| planner |" in (out / "results.md").read_text()
+
+
+def test_benchmark_surrogate_reads_structure_tables(tmp_path: Path) -> None:
+    import csv
+
+    from pymatgen.core import Lattice, Structure
+
+    rows = []
+    pairs = [("Na", "Cl"), ("K", "Br"), ("Mg", "O"), ("Li", "F"), ("Ca", "S")]
+    for i in range(30):
+        a = 4.0 + 0.05 * i
+        el = pairs[i % len(pairs)]
+        s = Structure.from_spacegroup(
+            "Fm-3m", Lattice.cubic(a), list(el), [[0, 0, 0], [0.5, 0.5, 0.5]]
+        )
+        rows.append({"cif": s.to(fmt="cif"), "y": round(a / 2, 4)})
+    data = tmp_path / "rocksalt.csv"
+    with data.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["cif", "y"])
+        w.writeheader()
+        w.writerows(rows)
+    cli = Cli(tmp_path)
+    out = tmp_path / "s"
+    doc = cli.json(
+        "benchmark",
+        "surrogate",
+        "--data",
+        data,
+        "--input",
+        "cif",
+        "--target",
+        "y",
+        "-m",
+        "mean",
+        "-m",
+        "cgcnn-ensemble",
+        "-m",
+        "rf",
+        "--option",
+        "cgcnn-ensemble:members=2",
+        "--option",
+        "cgcnn-ensemble:epochs=5",
+        "--folds",
+        "2",
+        "-o",
+        out,
+        "--json",
+    )
+    res = doc["results"] if "results" in doc else doc["models"]
+    assert set(res) == {"mean", "cgcnn-ensemble", "rf"}
+    for r in res.values():
+        assert [f["n_train"] + f["n_test"] for f in r["folds"]] == [30, 30]
+    err = cli.fails(
+        "benchmark",
+        "surrogate",
+        "--data",
+        data,
+        "--input",
+        "cif",
+        "--target",
+        "y",
+        "-m",
+        "cgcnn-ensemble",
+        "--test-data",
+        data,
+        "-o",
+        out,
+    )
+    assert "--test-data is for composition tables" in err
