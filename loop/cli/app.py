@@ -218,10 +218,15 @@ def export(
 def report(
     ctx: typer.Context,
     campaign: str = typer.Argument(..., help="Campaign name."),
-    output: Path = typer.Option(
-        Path("report.html"), "-o", "--output", help="HTML file to write (self-contained)."
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="HTML file to write (self-contained); default report.html, none with --json.",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report's numbers as JSON (and write HTML only with -o)."
+    ),
 ) -> None:
     """A self-contained HTML report of a campaign (figures embedded), built from the store."""
     from loop.report import build_report, load_context
@@ -230,10 +235,14 @@ def report(
     with store.session_scope() as session:
         rc = load_context(session=session, name=campaign, artifact_dir=store.artifact_dir)
     doc, page = build_report(rc)
-    output.write_text(page, encoding="utf-8")
+    if output is None and not as_json:
+        output = Path("report.html")
+    if output is not None:
+        output.write_text(page, encoding="utf-8")
     if as_json:
         emit_json(doc)
         return
+    assert output is not None
     typer.echo(
         f"wrote {output} ({len(page) // 1024} KiB, {len(doc['sections'])} sections, "
         f"{doc['seconds']:.1f} s)"

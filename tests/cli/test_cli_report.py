@@ -55,3 +55,19 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     img = mpimg.imread(str(shot))[..., :3]
     non_white = float((img.mean(axis=-1) < 0.95).mean())
     assert img.shape[0] >= 2000 and non_white > 0.02, non_white
+
+
+def test_json_writes_html_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--json` prints the numbers and leaves the working folder alone unless `-o` names a file;
+    without `--json` the page goes to ./report.html."""
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(tmp_path)
+    cli("demo", "--rounds", "0")
+    doc = cli.json("report", "demo-p3ht")
+    assert doc["sections"]["summary"]["measurements"] > 0
+    assert not (tmp_path / "report.html").exists()
+    named = tmp_path / "named.html"
+    cli.json("report", "demo-p3ht", "-o", named)
+    assert named.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    res = cli("report", "demo-p3ht")
+    assert (tmp_path / "report.html").stat().st_size > 10_000 and "report.html" in res.stdout
