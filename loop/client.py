@@ -8,9 +8,10 @@
 
 Errors come back as the same `LoopError` classes the library raises (`NotFoundError`,
 `ConflictError`, `IngestError` with its problem list...), with the server's message and hint.
-Requests that only read, and the idempotent ones (complete, heartbeat), are retried when the
-server is busy (503) or unreachable; propose and claim are not, since a lost answer to them
-may still have changed the store.
+Requests that only read, and the idempotent ones (complete, heartbeat, ingest: every row has an
+idempotency key, its proposal, its measurement_id or a hash of its content, so a repeat is
+acknowledged, not stored again), are retried when the server is busy (503) or unreachable;
+propose and claim are not, since a lost answer to them may still have changed the store.
 """
 
 from __future__ import annotations
@@ -218,11 +219,16 @@ class LoopClient:
             retry=True,
         )
 
-    def fail(self, name: str, proposal_id: int, reason: str) -> dict[str, Any]:
+    def fail(self, name: str, proposal_id: int, reason: str, worker: str = "") -> dict[str, Any]:
+        """Mark a proposal failed; with `worker`, only if that worker holds its lease (409 if
+        not)."""
+        body: dict[str, Any] = {"reason": reason}
+        if worker:
+            body["worker"] = worker
         return self._call(
             "POST",
             f"/campaigns/{name}/proposals/{proposal_id}/fail",
-            json={"reason": reason},
+            json=body,
             retry=False,
         )
 

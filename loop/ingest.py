@@ -512,19 +512,25 @@ def ingest_rows(
             "fix the rows listed and ingest the whole file again",
             problems,
         )
+    # a result for a failed or abandoned proposal is still a measurement: it is kept and the
+    # proposal completed, and the event says which proposals came back late
+    late = {
+        m.proposal_id: prop_cache[m.proposal_id].status
+        for m in new
+        if m.proposal_id is not None and prop_cache[m.proposal_id].status in ("failed", "abandoned")
+    }
     out = crud.add_measurements(session=session, campaign_id=rec.id, items=new)
     if out:
-        crud.add_event(
-            session=session,
-            campaign_id=rec.id,
-            kind="ingested",
-            payload={
-                "source": source,
-                "stored": len(out),
-                "already": already,
-                "file_sha256": file_sha256,
-            },
-        )
+        payload: dict[str, Any] = {
+            "source": source,
+            "stored": len(out),
+            "already": already,
+            "file_sha256": file_sha256,
+            "proposals": sorted({m.proposal_id for m in new if m.proposal_id is not None}),
+        }
+        if late:
+            payload["completed_after"] = {str(k): v for k, v in sorted(late.items())}
+        crud.add_event(session=session, campaign_id=rec.id, kind="ingested", payload=payload)
     return IngestResult(source, len(rows), len(out), already, [m.id for m in out])
 
 

@@ -38,6 +38,7 @@ from loop.service.schemas import (
     ClaimRequest,
     CompleteRequest,
     ErrorBody,
+    FailRequest,
     HeartbeatRequest,
     IngestRequest,
     ProposeRequest,
@@ -441,10 +442,26 @@ def create_app(
 
     @app.post("/campaigns/{name}/proposals/{proposal_id}/fail", tags=["jobs"])
     def fail(
-        name: str, proposal_id: ProposalId, body: ReasonRequest, tok: TokenRecord = Depends(token)
+        name: str, proposal_id: ProposalId, body: FailRequest, tok: TokenRecord = Depends(token)
     ) -> Any:
-        """Mark a proposal failed: it is not proposed again."""
-        return _mark(name, proposal_id, "failed", body.reason, reach(tok, name))
+        """Mark a proposal failed: it is not proposed again.
+
+        With `worker`, only the worker holding the job's lease may fail it (409 otherwise)."""
+        who = reach(tok, name)
+        if not body.worker:
+            return _mark(name, proposal_id, "failed", body.reason, who)
+        from loop.jobs import fail_job
+        from loop.status import proposal_dict
+
+        with store.session_scope(actor=who) as session:
+            p = fail_job(
+                session=session,
+                name=name,
+                proposal_id=proposal_id,
+                worker=body.worker,
+                reason=body.reason,
+            )
+        return proposal_dict(p)
 
     @app.post("/campaigns/{name}/proposals/{proposal_id}/abandon", tags=["jobs"])
     def abandon(

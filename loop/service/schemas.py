@@ -72,6 +72,12 @@ class ReasonRequest(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
+class FailRequest(ReasonRequest):
+    #: The worker that holds the job; when given, a job leased to anyone else is not touched
+    #: (409), as for `loop worker`. Without it, an operator fails an open proposal by hand.
+    worker: str = Field(default="", max_length=200)
+
+
 class TokenRequest(BaseModel):
     model_config = _STRICT
     name: str = Field(default="", max_length=200)

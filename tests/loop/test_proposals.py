@@ -215,3 +215,58 @@ def test_failed_experiments_are_avoided_or_only_excluded(
         assert gap <= 0.05 + 1e-9  # the failure says nothing about its neighbour
     else:
         assert gap > 0.05 + 1e-9  # a pending-like failure makes its neighbour less attractive
+
+
+def test_every_status_change_is_an_event(store: Store, tmp_path: Path) -> None:
+    """Propose, claim, complete, fail, abandon and a late result for the failed job: the audit
+    log holds one event per change, naming the proposal, so the campaign can be replayed."""
+    from loop.jobs import claim_job, complete_job, fail_job
+
+    _tiny(store, tmp_path)
+    ids = [pid for pid, _ in _propose(store, tmp_path, 4)]
+    with store.session_scope(actor="w1") as session:
+        a = claim_job(session=session, name="tiny", worker="w1")
+        assert a is not None and a.proposal.id == ids[0]
+        complete_job(session=session, name="tiny", proposal_id=ids[0], values={"f": 1.0})
+    with store.session_scope(actor="w1") as session:
+        b = claim_job(session=session, name="tiny", worker="w1")
+        assert b is not None and b.proposal.id == ids[1]
+        fail_job(session=session, name="tiny", proposal_id=ids[1], worker="w1", reason="crash")
+    _mark(store, ids[2], "abandoned", "no sample")
+    with store.session_scope(actor="lab") as session:
+        # the failed job's result turns up after all: kept, and the event says it came late
+        ingest_rows(
+            session=session,
+            name="tiny",
+            rows=[(1, {"proposal_id": ids[1], "f": 0.5}), (2, {"proposal_id": ids[3], "f": 2})],
+            source="late.csv",
+        )
+    with store.session_scope() as session:
+        cid = crud.get_campaign(session=session, name="tiny").id
+        events = crud.list_events(session=session, campaign_id=cid)
+        status = {p.id: p.status for p in crud.list_proposals(session=session, campaign_id=cid)}
+    assert status == dict.fromkeys([ids[0], ids[1], ids[3]], "completed") | {ids[2]: "abandoned"}
+    changes: list[tuple[str, int]] = []
+    for e in events:
+        p = e.payload
+        if e.kind == "proposed":
+            changes += [("proposed", i) for i in p["ids"]]
+        elif e.kind in ("job_claimed", "job_completed", "proposal_failed", "proposal_abandoned"):
+            changes.append((e.kind, p["proposal"]))
+        elif e.kind == "ingested":
+            changes += [("ingested", i) for i in p["proposals"]]
+    assert changes == [
+        *[("proposed", i) for i in ids],
+        ("job_claimed", ids[0]),
+        ("ingested", ids[0]),
+        ("job_completed", ids[0]),
+        ("job_claimed", ids[1]),
+        ("proposal_failed", ids[1]),
+        ("proposal_abandoned", ids[2]),
+        ("ingested", ids[1]),
+        ("ingested", ids[3]),
+    ]
+    late = [e for e in events if e.kind == "ingested"][-1]
+    assert late.payload["completed_after"] == {str(ids[1]): "failed"}
+    assert late.actor == "lab" and late.payload["source"] == "late.csv"
+    assert [e.actor for e in events if e.kind == "job_claimed"] == ["w1", "w1"]

@@ -301,3 +301,120 @@ def test_hostile_bodies_are_refused_not_crashed_on(store: Store, tokens: Any) ->
             "/campaigns/p3ht/measurements", content=iter([ok[:10], ok[10:]]), headers=auth
         )
         assert r.status_code == 200 and r.json()["stored"] == 1
+
+
+def _counts(store: Store, name: str) -> tuple[int, int, int, list[str]]:
+    """Measurements, proposals, events and proposal statuses of one campaign."""
+    with store.session_scope() as session:
+        rec = crud.get_campaign(session=session, name=name)
+        props = crud.list_proposals(session=session, campaign_id=rec.id)
+        return (
+            crud.count_measurements(session=session, campaign_id=rec.id),
+            len(props),
+            len(crud.list_events(session=session, campaign_id=rec.id)),
+            [p.status for p in props],
+        )
+
+
+def test_a_token_cannot_touch_another_campaigns_proposal_through_its_own_path(
+    store: Store, tokens: Any
+) -> None:
+    """A's routes with one of B's proposal ids answer 404 and change nothing in B."""
+    from loop.engine import propose
+
+    with store.session_scope() as session:
+        theirs = propose(session=session, name="other", n=2, artifact_dir=store.artifact_dir)
+    ids = [p.id for p in theirs.proposals]
+    before = _counts(store, "other")
+    app = create_app(store)
+    auth = {"Authorization": f"Bearer {tokens.a}"}
+    routes = [
+        r
+        for r in app.routes
+        if isinstance(r, APIRoute) and "{proposal_id}" in r.path and "POST" in r.methods
+    ]
+    assert {r.path.rsplit("/", 1)[-1] for r in routes} >= {
+        "heartbeat",
+        "complete",
+        "fail",
+        "abandon",
+    }
+    with TestClient(app) as http:
+        for r in routes:
+            verb = r.path.rsplit("/", 1)[-1]
+            path = r.path.replace("{name}", "p3ht").replace("{proposal_id}", str(ids[0]))
+            got = http.post(path, json=BODIES[verb], headers=auth)
+            assert got.status_code == 404, (path, got.text)
+            assert "Traceback" not in got.text and got.json()["hint"]
+        # a measurement row naming B's proposal is refused too
+        row = {"proposal_id": ids[1], "conductivity": 1.0}
+        got = http.post("/campaigns/p3ht/measurements", json={"rows": [row]}, headers=auth)
+        assert got.status_code == 422 and "does not belong" in got.json()["problems"][0]
+    assert _counts(store, "other") == before
+    assert _counts(store, "p3ht")[0] == 0
+
+
+def test_only_the_lease_holder_fails_a_job_over_http(store: Store, tokens: Any) -> None:
+    from loop.engine import propose
+
+    with store.session_scope() as session:
+        ids = [
+            p.id
+            for p in propose(
+                session=session, name="p3ht", n=2, artifact_dir=store.artifact_dir
+            ).proposals
+        ]
+    auth = {"Authorization": f"Bearer {tokens.a}"}
+    with TestClient(create_app(store)) as http:
+        job = http.post("/campaigns/p3ht/proposals/claim", json={"worker": "w1"}, headers=auth)
+        assert job.status_code == 200 and job.json()["id"] == ids[0]
+        other = http.post(
+            f"/campaigns/p3ht/proposals/{ids[0]}/fail",
+            json={"reason": "not mine", "worker": "w2"},
+            headers=auth,
+        )
+        assert other.status_code == 409 and "does not hold" in other.json()["error"]
+        assert _counts(store, "p3ht")[3] == ["running", "proposed"]
+        own = http.post(
+            f"/campaigns/p3ht/proposals/{ids[0]}/fail",
+            json={"reason": "solver diverged", "worker": "w1"},
+            headers=auth,
+        )
+        assert own.status_code == 200 and own.json()["status"] == "failed"
+        # an operator (no worker named) may fail an open proposal by hand
+        hand = http.post(f"/campaigns/p3ht/proposals/{ids[1]}/fail", json={}, headers=auth)
+        assert hand.status_code == 200
+    assert _counts(store, "p3ht")[3] == ["failed", "failed"]
+
+
+def test_internal_errors_and_a_busy_store_answer_json_without_tracebacks(
+    store: Store, tokens: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception is a 500 with a reference id (the traceback goes to the log
+    only); a store that is locked or unreachable is a 503 with Retry-After."""
+    import sqlalchemy.exc
+
+    import loop.status
+
+    auth = {"Authorization": f"Bearer {tokens.a}"}
+
+    def crash(**_kw: Any) -> Any:
+        raise RuntimeError("secret internals /srv/loop/db.py line 12")
+
+    monkeypatch.setattr(loop.status, "campaign_status", crash)
+    with TestClient(create_app(store), raise_server_exceptions=False) as http:
+        r = http.get("/campaigns/p3ht/status", headers=auth)
+        assert r.status_code == 500
+        body = r.json()
+        ref = re.fullmatch(r"internal error ([0-9a-f]{12})", body["error"])
+        assert ref and "server log" in body["hint"]
+        assert "secret" not in r.text and "Traceback" not in r.text
+        assert any(ref.group(1) in rec.getMessage() for rec in caplog.records)
+
+        def busy(**_kw: Any) -> Any:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+        monkeypatch.setattr(loop.status, "campaign_status", busy)
+        r = http.get("/campaigns/p3ht/status", headers=auth)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["hint"] == "retry in a moment" and "locked" not in r.text
