@@ -53,6 +53,9 @@ __all__ = [
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
+#: Longest source name a measurement stores (the `source` column of the store).
+MAX_SOURCE_NAME = 100
+
 #: Column names that ingest and export give a meaning of their own.
 RESERVED_COLUMNS = frozenset(
     {
@@ -597,11 +600,53 @@ class CampaignSpec(_Strict):
     initial_design: int | None = Field(default=None, ge=1)
     model: ModelSpec = Field(default_factory=ModelSpec)
     simulator: SimulatorSpec | None = None
+    #: Cost of one measurement from each source (the `source` column of ingested results,
+    #: `experiment` by default), in any unit the campaign likes; the report draws progress
+    #: against cumulative cost when results come from several sources. None: not declared.
+    costs: dict[str, float] | None = None
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return _check_name(v, "campaign name")
+
+    @field_validator("costs", mode="before")
+    @classmethod
+    def _costs(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        example = 'experiment = 1.0 and dft = 0.05 under "[costs]"'
+        if not isinstance(v, dict):
+            raise ValueError(
+                f"costs must be a table of source = cost per measurement, got {v!r}; "
+                f"for example {example}"
+            )
+        if not v:
+            raise ValueError(f"costs is empty; remove the table or give {example}")
+        for key, cost in v.items():
+            if not isinstance(key, str) or not key.strip() or key != key.strip():
+                raise ValueError(
+                    f"costs key {key!r} is not a source name; use the source exactly as "
+                    "ingested (non-empty, no surrounding spaces), e.g. experiment"
+                )
+            if len(key) > MAX_SOURCE_NAME:
+                raise ValueError(
+                    f"costs key '{key[:40]}...' has {len(key)} characters; sources have at "
+                    f"most {MAX_SOURCE_NAME}"
+                )
+            if (
+                isinstance(cost, bool)
+                or not isinstance(cost, (int, float))
+                or not math.isfinite(cost)
+                or cost < 0
+            ):
+                raise ValueError(
+                    f"costs.{key} is {cost!r}; give the cost of one '{key}' measurement as a "
+                    f"number of 0 or more, e.g. {key} = 1.0"
+                )
+        if not any(c > 0 for c in v.values()):
+            raise ValueError("every cost in costs is 0; give at least one source a positive cost")
+        return {k: float(c) for k, c in v.items()}
 
     @model_validator(mode="before")
     @classmethod

@@ -128,6 +128,8 @@ class Progress(Section):
             "batches": per_batch,
             "historical": sum(1 for m in ms if m.proposal_id is None),
         }
+        cost, cost_html = _against_cost(ctx, curves)
+        data.update(cost)
         if not ms:
             return SectionOutput(data, note("Nothing measured yet: no progress to show."))
         import matplotlib.pyplot as plt
@@ -178,11 +180,96 @@ class Progress(Section):
                 for b in per_batch
             ],
         )
-        body += note(
-            "All results are one fidelity (no cost per source is declared), so progress is "
-            "shown against the number of experiments."
+        return SectionOutput(data, body + cost_html)
+
+
+def _against_cost(ctx: ReportContext, curves: dict[str, list[float]]) -> tuple[dict[str, Any], str]:
+    """Progress against cumulative cost, when the spec declares a cost for every source present.
+
+    Returns:
+        The JSON keys `sources` (results per source), `costs` (as declared, or None) and `cost`
+        (None, or the total, the cost per source and, per objective, the cumulative cost at
+        each point of its best-so-far curve), and the HTML: a figure when there are several
+        sources, else a note saying why progress is shown against experiments only.
+    """
+    spec, ms = ctx.spec, ctx.measurements
+    sources: dict[str, int] = {}
+    for m in ms:
+        sources[m.source] = sources.get(m.source, 0) + 1
+    costs = spec.costs
+    data: dict[str, Any] = {"sources": sources, "costs": costs, "cost": None}
+    missing = [s for s in sources if costs is None or s not in costs]
+    listed = ", ".join(f"'{s}' ({n} results)" for s, n in sources.items())
+    example = ", ".join(f"{s} = {1.0 if i == 0 else 0.1}" for i, s in enumerate(missing[:3]))
+    if not sources:
+        return data, ""
+    if costs is not None and not missing:
+        cum = np.cumsum([costs[m.source] for m in ms])
+        data["cost"] = {
+            "total": float(cum[-1]),
+            "by_source": {
+                s: {"results": n, "cost_each": costs[s], "cost": n * costs[s]}
+                for s, n in sources.items()
+            },
+            "cumulative": {
+                o.name: [float(c) for c, m in zip(cum, ms) if o.name in m.values]
+                for o in spec.objectives
+            },
+        }
+    if len(sources) == 1:
+        (only,) = sources
+        each = f" at a declared cost of {fmt(costs[only])} each" if costs and not missing else ""
+        return data, note(
+            f"All {sources[only]} results come from one source, '{only}'{each}: one fidelity, "
+            "so progress is shown against the number of experiments."
         )
-        return SectionOutput(data, body)
+    if missing:
+        declared = (
+            f"the spec's [costs] declares {', '.join(sorted(costs))} but not "
+            f"{', '.join(repr(s) for s in missing)}"
+            if costs
+            else "the spec declares no cost per source"
+        )
+        return data, note(
+            f"Results come from {len(sources)} sources ({listed}), but {declared}, so progress "
+            "is shown against the number of experiments only, every result counted alike. To "
+            "see it against cost, give each source its cost per measurement in a [costs] table "
+            f"of the campaign spec (e.g. [costs] with {example})."
+        )
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(spec.objectives),
+        1,
+        figsize=(6.5, 3.2 * len(spec.objectives)),
+        squeeze=False,
+        dpi=100,
+    )
+    marks = "osD^v<>ph*"
+    for ax, o in zip(axes[:, 0], spec.objectives):
+        xs = data["cost"]["cumulative"][o.name]
+        had = [m for m in ms if o.name in m.values]
+        for i, s in enumerate(sources):
+            pts = [(x, float(m.values[o.name])) for x, m in zip(xs, had) if m.source == s]
+            if pts:
+                ax.scatter(*zip(*pts), s=14, marker=marks[i % len(marks)], label=s, alpha=0.7)
+        ax.step(xs, curves[o.name], where="post", color="crimson", label="best so far")
+        ax.set_xlabel("cumulative cost")
+        ax.set_ylabel(f"{o.name}" + (f" ({o.unit})" if o.unit else ""))
+        ax.legend(loc="best", fontsize=8)
+    html = embed(fig, "best so far against cumulative cost")
+    html += table(
+        ["source", "results", "cost each", "cost"],
+        [
+            [s, v["results"], v["cost_each"], v["cost"]]
+            for s, v in data["cost"]["by_source"].items()
+        ],
+    )
+    html += note(
+        f"Results come from {len(sources)} sources; cumulative cost uses the spec's cost per "
+        f"result of each source (total {fmt(data['cost']['total'])})."
+    )
+    return data, html
 
 
 def _heldout_arrays(ctx: ReportContext, fit: Any, oname: str) -> tuple[np.ndarray, ...]:

@@ -11,6 +11,7 @@ import pytest
 from loop.campaigns import load_campaign_spec
 from loop.errors import SpecError
 from loop.spec import (
+    CampaignSpec,
     CategoricalParameter,
     CompositionParameter,
     FloatParameter,
@@ -489,3 +490,43 @@ def test_compositions_element_clashes_with_an_objective() -> None:
     raw = _chem()
     raw["objectives"] = [{"name": "Fe"}]
     assert "duplicate name 'Fe'" in _error(raw).message
+
+
+# -- cost per source ----------------------------------------------------------------------------
+
+
+def test_costs_are_optional_and_old_specs_store_unchanged() -> None:
+    spec = parse_spec(_base())
+    assert spec.costs is None and "costs" not in spec.to_json()
+    assert "costs" in CampaignSpec.model_json_schema()["properties"]
+    got = parse_spec(_base(costs={"experiment": 1, "dft": 0.05}))
+    assert got.costs == {"experiment": 1.0, "dft": 0.05}
+    assert parse_spec(got.to_json()).costs == got.costs  # round trip through the stored JSON
+    assert parse_spec(_base(costs={"literature": 0, "experiment": 2})).costs == {
+        "literature": 0.0,
+        "experiment": 2.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "costs,says,fix",
+    [
+        ({"dft": -1.0}, "costs.dft is -1.0", "dft = 1.0"),
+        ({"dft": "cheap"}, "costs.dft is 'cheap'", "number of 0 or more"),
+        ({"dft": True}, "costs.dft is True", "number of 0 or more"),
+        ({"dft": math.inf}, "costs.dft is inf", "number of 0 or more"),
+        ({" dft": 1.0}, "costs key ' dft' is not a source name", "no surrounding spaces"),
+        ({"x" * 101: 1.0}, "has 101 characters", "at most 100"),
+        ({}, "costs is empty", "experiment = 1.0"),
+        ({"a": 0, "b": 0.0}, "every cost in costs is 0", "positive cost"),
+        (3.0, "costs must be a table", "[costs]"),
+    ],
+)
+def test_bad_costs_name_the_key_and_the_fix(costs: Any, says: str, fix: str) -> None:
+    err = _error(_base(costs=costs))
+    assert "'costs'" in err.message and says in err.message and fix in err.message
+
+
+def test_misspelt_costs_table_lists_costs_as_allowed() -> None:
+    err = _error(_base(cost={"dft": 1.0}))
+    assert "unknown key 'cost'" in err.message and "costs" in err.hint

@@ -76,8 +76,20 @@ def _p3ht(store: Store) -> Callable[[dict[str, Any]], dict[str, float]]:
     return lambda p: sim.measure(p, rng)
 
 
-def _campaign(store: Store, tmp_path: Path, kind: str, rounds: int = 3) -> str:
-    """The campaign after `rounds` batches of 4: the initial design, then a model-based one."""
+def _campaign(
+    store: Store,
+    tmp_path: Path,
+    kind: str,
+    rounds: int = 3,
+    costs: str | None = None,
+    source: Callable[[int], str] | None = None,
+) -> str:
+    """The campaign after `rounds` batches of 4: the initial design, then model-based ones.
+
+    Args:
+        costs: A `[costs]` table appended to the spec.
+        source: The source of the `i`-th result of a batch; the ingest default when None.
+    """
     specs = {
         "parameters": (ROOT / "examples" / "composition.toml", _hardness),
         "compositions": (ROOT / "examples" / "compositions" / "li_tm_oxides.toml", _formation),
@@ -89,6 +101,10 @@ def _campaign(store: Store, tmp_path: Path, kind: str, rounds: int = 3) -> str:
         path.write_text(TWO_OBJECTIVES)
         grid = [f"{x / 9:.4f},{y / 5:.4f}" for x in range(10) for y in range(6)]
         (tmp_path / "grid.csv").write_text("x,y\n" + "\n".join(grid) + "\n")
+    if costs is not None:
+        text = path.read_text(encoding="utf-8") + "\n" + costs
+        path = tmp_path / f"{kind}-costs.toml"
+        path.write_text(text, encoding="utf-8")
     with store.session_scope() as session:
         rec = create_campaign(session=session, path=path)
     if fn is None:
@@ -96,7 +112,13 @@ def _campaign(store: Store, tmp_path: Path, kind: str, rounds: int = 3) -> str:
     for _ in range(rounds):
         with store.session_scope() as session:
             res = propose(session=session, name=rec.name, n=4, artifact_dir=store.artifact_dir)
-        rows = [(i + 1, {"proposal_id": p.id, **fn(p.params)}) for i, p in enumerate(res.proposals)]
+        rows = [
+            (
+                i + 1,
+                {"proposal_id": p.id, **fn(p.params), **({"source": source(i)} if source else {})},
+            )
+            for i, p in enumerate(res.proposals)
+        ]
         with store.session_scope() as session:
             ingest_rows(session=session, name=rec.name, rows=rows)
     return rec.name
@@ -165,6 +187,8 @@ def test_report_of_each_campaign_kind(store: Store, tmp_path: Path, kind: str, v
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page
     assert 'src="http' not in page and 'href="http' not in page
     assert page.count("data:image/png;base64,") >= 5
+    assert secs["progress"]["sources"] == {"experiment": secs["summary"]["measurements"]}
+    assert "one source, &#x27;experiment&#x27;: one fidelity" in page
 
 
 def test_an_empty_campaign_gives_a_helpful_page(store: Store) -> None:
@@ -175,3 +199,68 @@ def test_an_empty_campaign_gives_a_helpful_page(store: Store) -> None:
     assert "No measurements yet" in page and "loop propose p3ht" in page
     assert "No model fit yet" in page and "No proposals yet" in page
     assert "representation" not in doc["sections"]
+
+
+# -- progress against cost -----------------------------------------------------------------------
+
+
+def _half_simulated(i: int) -> str:
+    return "simulation" if i % 2 else "experiment"
+
+
+def test_progress_against_cost_when_every_source_has_a_cost(store: Store, tmp_path: Path) -> None:
+    from loop.campaigns import update_campaign
+
+    costs = "[costs]\nexperiment = 1.0\nsimulation = 0.25\n"
+    name = _campaign(store, tmp_path, "parameters", 2, costs, _half_simulated)
+    with store.session_scope() as session:  # a later spec version keeps the costs
+        update_campaign(session=session, name=name, changes={"budget": 44})
+        rec = crud.get_campaign(session=session, name=name)
+        ms = crud.list_measurements(session=session, campaign_id=rec.id)
+    assert rec.spec_version == 2
+    doc, page = _report(store, name)
+    prog = doc["sections"]["progress"]
+    price = {"experiment": 1.0, "simulation": 0.25}
+    assert prog["costs"] == price
+    assert (
+        prog["sources"]
+        == {"experiment": 4, "simulation": 4}
+        == {s: sum(m.source == s for m in ms) for s in price}
+    )
+    cost = prog["cost"]
+    assert cost["total"] == pytest.approx(sum(price[m.source] for m in ms)) == 5.0
+    assert cost["by_source"]["simulation"] == {"results": 4, "cost_each": 0.25, "cost": 1.0}
+    cum = cost["cumulative"]["hardness"]
+    assert cum == pytest.approx(np.cumsum([price[m.source] for m in ms]).tolist())
+    assert len(cum) == len(prog["best_so_far"]["hardness"])
+    assert 'alt="best so far against cumulative cost"' in page
+    assert "one fidelity" not in page and "declares no cost" not in page
+
+
+@pytest.mark.parametrize(
+    "costs,says",
+    [
+        (None, "but the spec declares no cost per source"),
+        ("[costs]\nexperiment = 1.0\n", "[costs] declares experiment but not 'simulation'"),
+    ],
+)
+def test_mixed_sources_without_every_cost_say_so(
+    store: Store, tmp_path: Path, costs: str | None, says: str
+) -> None:
+    name = _campaign(store, tmp_path, "parameters", 1, costs, _half_simulated)
+    doc, page = _report(store, name)
+    prog = doc["sections"]["progress"]
+    assert prog["sources"] == {"experiment": 2, "simulation": 2} and prog["cost"] is None
+    text = " ".join(page.split())
+    assert "Results come from 2 sources (&#x27;experiment&#x27; (2 results)" in text
+    assert says.replace("'", "&#x27;") in text and "[costs] with" in text
+    assert "one fidelity" not in page and "against cumulative cost" not in page
+
+
+def test_one_source_is_one_fidelity(store: Store, tmp_path: Path) -> None:
+    name = _campaign(store, tmp_path, "parameters", 1, "[costs]\nexperiment = 2.0\n")
+    doc, page = _report(store, name)
+    prog = doc["sections"]["progress"]
+    assert prog["sources"] == {"experiment": 4} and prog["cost"]["total"] == 8.0
+    assert "from one source, &#x27;experiment&#x27; at a declared cost of 2 each: one " in page
+    assert "against cumulative cost" not in page
