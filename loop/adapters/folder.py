@@ -9,7 +9,7 @@ Layout under the watched folder:
   `loop ingest` (usually `proposal_id` and the objectives). Write to a name starting with `.`
   or ending in `.tmp` / `.part` and rename when done: those names are not read.
 - `results/done/`: files stored (or already stored) are moved here;
-- `results/rejected/`: files refused are moved here, with `<file>.error.txt` next to them
+- `results/rejected/`: files refused (also any over 16 MiB) are moved here, with `<file>.error.txt` next to them
   naming every bad row and column. Nothing of a refused file is stored; fix it and drop it
   into `results/` again.
 """
@@ -29,9 +29,11 @@ from db import ProposalRecord, Store
 from loop.adapters.base import Bridge, register_bridge
 from loop.errors import LoopError
 
-__all__ = ["FolderBridge", "RESULT_SUFFIXES"]
+__all__ = ["FolderBridge", "RESULT_SUFFIXES", "MAX_RESULT_BYTES"]
 
 RESULT_SUFFIXES = (".csv", ".jsonl", ".json")
+#: Result files larger than this are refused unread (the HTTP API's default body limit too).
+MAX_RESULT_BYTES = 16 * 2**20
 _PARTIAL = (".tmp", ".part", ".partial")
 
 
@@ -51,9 +53,17 @@ def write_atomic(path: Path, text: str) -> None:
 
 @register_bridge("folder")
 class FolderBridge(Bridge):
-    def __init__(self, store: Store, campaign: str, *, folder: str | Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        campaign: str,
+        *,
+        folder: str | Path,
+        max_bytes: int = MAX_RESULT_BYTES,
+    ) -> None:
         super().__init__(store, campaign)
         self.root = Path(folder)
+        self.max_bytes = max_bytes
         self.outbox = self.root / "proposals"
         self.inbox = self.root / "results"
         for d in (self.outbox, self.inbox, self.inbox / "done", self.inbox / "rejected"):
@@ -95,6 +105,14 @@ class FolderBridge(Bridge):
         if f.suffix.lower() not in RESULT_SUFFIXES:
             self._reject(
                 f, f"{f.name}: not a result file", "drop CSV (.csv) or JSON lines (.jsonl) files"
+            )
+            return 0
+        size = f.stat().st_size
+        if size > self.max_bytes:
+            self._reject(
+                f,
+                f"{f.name}: {size:,} bytes is over the limit of {self.max_bytes:,} bytes",
+                "split the results into smaller files",
             )
             return 0
         fmt = "csv" if f.suffix.lower() == ".csv" else "jsonl"

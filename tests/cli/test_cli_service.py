@@ -38,8 +38,22 @@ def test_tokens_worker_and_run(tmp_path: Path) -> None:
     assert summary["finished"] == 7 and summary["measurements"] == 7
     assert "known: folder, mqtt, worker" in cli.fails("run", "p3ht", "--via", "carrier-pigeon")
     assert "--folder" in cli.fails("run", "p3ht", "--via", "folder")
-    events = json.loads(cli("campaign", "show", "p3ht", "--json").stdout)
-    assert events["name"] == "p3ht"
+    # the audit log: each of the 7 jobs claimed and completed once, by the workers named
+    from db import crud, open_store
+
+    store = open_store(cli.url, artifact_dir=cli.artifacts)
+    try:
+        with store.session_scope() as session:
+            cid = crud.get_campaign(session=session, name="p3ht").id
+            events = crud.list_events(session=session, campaign_id=cid)
+    finally:
+        store.dispose()
+    done = [e.payload["proposal"] for e in events if e.kind == "job_completed"]
+    assert len(done) == len(set(done)) == 7
+    claimed = [e for e in events if e.kind == "job_claimed"]
+    assert {e.payload["proposal"] for e in claimed} == set(done)
+    assert [e.payload["worker"] for e in claimed][:3] == ["w1", "w1", "w1"]
+    assert {e.kind for e in events} >= {"campaign_created", "token_created", "token_revoked"}
 
 
 def test_serve_answers_with_a_token(tmp_path: Path) -> None:

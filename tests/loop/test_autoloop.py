@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from db import Store, crud
 from loop.adapters import WorkerBridge
 from loop.autoloop import run_campaign
 from loop.campaigns import create_campaign
 from loop.engine import propose
 from loop.jobs import claim_job
+from loop.simulators import make_simulator
+from loop.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,8 +49,34 @@ def test_run_stops_at_budget_and_resumes_after_a_crash(store: Store, tmp_path: P
     assert s2.finished == 13 and s2.batches_proposed == 1
 
 
-def test_run_stops_at_target(store: Store) -> None:
+def test_run_stops_at_the_batch_that_reaches_the_target(store: Store) -> None:
+    """The target lies above everything the first batch found: the loop goes on until a batch
+    beats it, stops right there, well inside the budget, and says why."""
     _p3ht(store)
     bridge = WorkerBridge(store, "p3ht")
-    s = run_campaign(store, "p3ht", bridge, budget=40, target=0.0, batch=2)
-    assert s.finished == 2 and "target" in s.reason
+    first = run_campaign(store, "p3ht", bridge, budget=2, batch=2)
+    assert first.finished == 2 and first.best is not None
+    with store.session_scope() as session:
+        rec = crud.get_campaign(session=session, name="p3ht")
+        sim = make_simulator(parse_spec(rec.spec))
+        rng = np.random.default_rng(0)
+        pool = [
+            sim.measure(params, rng)["conductivity"]
+            for _i, _k, params in crud.list_candidates(session=session, campaign_id=rec.id)
+        ]
+    # the next better value the pool holds: reachable, and not reached by the first batch
+    goal = min(v for v in pool if v > first.best)
+    s = run_campaign(store, "p3ht", bridge, budget=60, target=goal, batch=2)
+    assert "target conductivity" in s.reason and s.best is not None and s.best >= goal
+    assert 2 < s.finished < 60
+    with store.session_scope() as session:
+        rec = crud.get_campaign(session=session, name="p3ht")
+        props = {p.id: p.batch for p in crud.list_proposals(session=session, campaign_id=rec.id)}
+        ms = crud.list_measurements(session=session, campaign_id=rec.id)
+    by_batch: dict[int, list[float]] = {}
+    for m in ms:
+        by_batch.setdefault(props[m.proposal_id], []).append(m.values["conductivity"])
+    *before, last = sorted(by_batch)
+    assert max(by_batch[last]) >= goal, "the last batch reached the target"
+    assert all(max(by_batch[b]) < goal for b in before), "no earlier batch did"
+    assert len(ms) == s.finished and set(props) == {m.proposal_id for m in ms}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,7 +192,9 @@ def _client_main(url: str, token: str, k: int, rounds: int, out: Any) -> None:
         out["errors"].append(f"client {k}: {type(err).__name__}: {err}")
 
 
-def test_concurrent_clients_lose_nothing(store: Store, tokens: Any, server_process: str) -> None:
+def test_concurrent_clients_lose_nothing(
+    store: Store, tokens: Any, server_process: str, tmp_path: Path
+) -> None:
     from loop.campaigns import update_campaign
 
     with store.session_scope() as session:
@@ -223,6 +226,12 @@ def test_concurrent_clients_lose_nothing(store: Store, tokens: Any, server_proce
     assert len({p.batch for p in props}) == clients * rounds
     assert len(ms) == n_jobs + clients
     assert sorted(m.proposal_id for m in ms if m.proposal_id) == sorted(p.id for p in props)
+    # the server's access log: every request answered, none with a 5xx (the clients' retries
+    # would otherwise hide a busy store)
+    log = (tmp_path / "serve.log").read_text()
+    answers = re.findall(r'"(?:GET|POST) [^"]+ HTTP/1\.1" (\d{3})', log)
+    assert len(answers) >= clients * rounds * 4, log[-2000:]
+    assert [a for a in answers if a.startswith("5")] == [], log[-2000:]
 
 
 def test_admin_creates_campaigns_over_http(store: Store, tokens: Any) -> None:
