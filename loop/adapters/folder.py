@@ -9,9 +9,9 @@ Layout under the watched folder:
   `loop ingest` (usually `proposal_id` and the objectives). Write to a name starting with `.`
   or ending in `.tmp` / `.part` and rename when done: those names are not read.
 - `results/done/`: files stored (or already stored) are moved here;
-- `results/rejected/`: files refused (also any over 16 MiB) are moved here, with `<file>.error.txt` next to them
-  naming every bad row and column. Nothing of a refused file is stored; fix it and drop it
-  into `results/` again.
+- `results/rejected/`: files refused (also any over 16 MiB) are moved here, with
+  `<file>.error.txt` next to them naming every bad row and column. Nothing of a refused file
+  is stored; fix it and drop it into `results/` again.
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def test_a_poisoned_file_is_refused_and_the_next_one_stored(store: Store, tmp_pa
         "d.jsonl.error.txt",
     ]
     assert "proposal_id" in (inbox / "rejected" / "a.jsonl.error.txt").read_text()
-    assert "over the limit of 20,000 bytes" in (inbox / "rejected" / "d.jsonl.error.txt").read_text()
+    refused = (inbox / "rejected" / "d.jsonl.error.txt").read_text()
+    assert "over the limit of 20,000 bytes" in refused
     assert [f.name for f in (inbox / "done").iterdir()] == ["c.jsonl"]
 
 
