@@ -70,8 +70,10 @@ def server(store: Store, tokens: Tokens) -> Iterator[str]:
 
 @pytest.fixture
 def server_process(store: Store, tokens: Tokens, tmp_path: Path) -> Iterator[str]:
-    """`loop serve` as its own process (so client processes may fork freely)."""
+    """`loop serve` as its own process (so client processes may fork freely); on PostgreSQL
+    with two server processes, as production runs it."""
     port = free_port()
+    workers = ["--workers", "2"] if store.url.startswith("postgresql") else []
     env = {
         **os.environ,
         "LOOP_DATABASE_URL": store.url,
@@ -79,7 +81,7 @@ def server_process(store: Store, tokens: Tokens, tmp_path: Path) -> Iterator[str
     }
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loop.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "loop.cli", "serve", "--port", str(port), *workers],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
