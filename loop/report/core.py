@@ -105,12 +105,14 @@ class Progress(Section):
                     "proposed": 0,
                     "measured": 0,
                     "failed": 0,
+                    "open": 0,
                     "model_fit": p.model_fit_id,
                     "values": [],
                 },
             )
             b["proposed"] += 1
             b["failed"] += int(p.status == "failed")
+            b["open"] += int(p.status in ("proposed", "running"))
         first = spec.objectives[0]
         for m in ms:
             hit = batches.get(batch_of.get(m.proposal_id, -1)) if m.proposal_id else None
@@ -164,6 +166,7 @@ class Progress(Section):
                 "proposed",
                 "measured",
                 "failed",
+                "open",
                 "model fit",
                 f"best {first.name}",
             ],
@@ -174,6 +177,7 @@ class Progress(Section):
                     b["proposed"],
                     b["measured"],
                     b["failed"],
+                    b["open"],
                     b["model_fit"],
                     b[f"best_{first.name}"],
                 ]
