@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -14,6 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from loop.display import shown_params
 from loop.errors import LoopError
 
 __all__ = ["Settings", "LoopGroup", "settings", "open_store", "emit_json", "console", "fail"]
@@ -108,21 +108,10 @@ def fail(message: str, hint: str = "") -> None:
     raise LoopError(message, hint)
 
 
-#: Parameter values too long for a table cell (a structure's CIF); `--json` carries them whole.
-HIDDEN_IN_TABLES = frozenset({"cif"})
-
-
 def params_text(params: dict[str, Any]) -> str:
     """A parameter dict as `k=v, ...` for a table cell, without whole crystal structures or
-    packed microstructure images (`HxW:base64`)."""
-    return ", ".join(
-        f"{k}={fmt(v)}"
-        for k, v in params.items()
-        if k not in HIDDEN_IN_TABLES and not _PACKED_IMAGE.match(str(v))
-    )
-
-
-_PACKED_IMAGE = re.compile(r"\d+(x\d+)+:[A-Za-z0-9+/=]{16,}")
+    packed microstructure images (`loop.display.shown_params`); `--json` carries them whole."""
+    return ", ".join(f"{k}={fmt(v)}" for k, v in shown_params(params).items())
 
 
 def fmt(v: Any) -> str:

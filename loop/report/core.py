@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from loop.display import shown_params
 from loop.report.base import ReportContext, Section, SectionOutput, register_section
 from loop.report.figures import embed, esc, fmt, new_figure, note, table
 
@@ -62,7 +63,7 @@ class Summary(Section):
                 [
                     name,
                     b["value"],
-                    b["params"],
+                    shown_params(b["params"]),
                     b["measurement"],
                     b["source"],
                     ", ".join(

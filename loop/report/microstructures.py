@@ -105,11 +105,19 @@ class MicrostructureSection(Section):
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        caption = "Phase 1 dark; the middle slice of 3-D images. " + (
-            "Images from the campaign's stack."
-            if ctx.spec.microstructures is not None
-            else "Generated from each design's parameters with random seed 0: one "
-            "realization of the random field, not necessarily the one simulated."
-        )
+        if ctx.spec.microstructures is not None:
+            origin = "Images from the campaign's stack."
+        elif ctx.spec.latent is not None:
+            origin = (
+                f"Each image is the one the GAN '{ctx.spec.latent.gan}' decoded from the "
+                "design's latent values when it was proposed (stored with the proposal), the "
+                "image that was simulated or measured."
+            )
+        else:
+            origin = (
+                "Generated from each design's parameters with random seed 0: one realization "
+                "of the random field, not necessarily the one simulated."
+            )
+        caption = "Phase 1 dark; the middle slice of 3-D images. " + origin
         alt = "images of the best measured and the proposed microstructures"
         return SectionOutput(data, embed(fig, alt) + note(caption))

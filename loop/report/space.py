@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from loop.display import shown_params
 from loop.report.base import ReportContext, Section, SectionOutput, register_section
 from loop.report.figures import embed, esc, note, table
 from loop.spec import CompositionParameter
@@ -226,7 +227,12 @@ class ParetoFront(Section):
         body += table(
             ["measurement", "proposal", *[o.name for o in objs], "parameters"],
             [
-                [f["measurement"], f["proposal"], *[f["values"][o.name] for o in objs], f["params"]]
+                [
+                    f["measurement"],
+                    f["proposal"],
+                    *[f["values"][o.name] for o in objs],
+                    shown_params(f["params"]),
+                ]
                 for f in front
             ],
         )

@@ -316,3 +316,70 @@ def test_one_source_is_one_fidelity(store: Store, tmp_path: Path) -> None:
     assert prog["sources"] == {"experiment": 3} and prog["cost"]["total"] == 6.0
     assert "from one source, &#x27;experiment&#x27; at a declared cost of 2 each: one " in page
     assert "against cumulative cost" not in page
+
+
+# -- latent-space campaigns ----------------------------------------------------------------------
+
+LATENT = """\
+name = "latent_k"
+budget = 12
+batch_size = 4
+initial_design = 4
+[latent]
+gan = "tiny"
+size = 2
+[[objectives]]
+name = "k_xx"
+direction = "maximize"
+[[objectives]]
+name = "volume_fraction"
+direction = "minimize"
+[model]
+surrogate = "gp"
+[simulator]
+name = "homogenization"
+options = { phases = [{ conductivity = 1.0 }, { conductivity = 10.0 }] }
+"""
+
+
+def test_latent_campaign_tables_hide_packed_images(tmp_path: Path) -> None:
+    """The decoded image (`HxW:base64`, hundreds of characters) stays out of the Summary and
+    Pareto tables, and the microstructure caption says the GAN decoded the images."""
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+    from loop.display import is_packed_image
+    from loop.simulators import make_simulator
+    from loop.spec import parse_spec
+
+    db = tmp_path / "l.db"
+    args = ["--name", "tiny", "--n", "32", "--latent", "2", "--filters", "8,8,4,4", "--steps", "5"]
+    res = CliRunner().invoke(app, ["--db", str(db), "surrogate", "train-gan", *args])
+    assert res.exit_code == 0, res.output
+    (tmp_path / "lat.toml").write_text(LATENT)
+    s = open_store(f"sqlite:///{db}", artifact_dir=tmp_path / "artifacts")
+    try:
+        with s.session_scope() as session:
+            create_campaign(session=session, path=tmp_path / "lat.toml")
+            spec = parse_spec(crud.get_campaign(session=session, name="latent_k").spec)
+        sim = make_simulator(spec)
+        rng = np.random.default_rng(0)
+        with s.session_scope() as session:
+            got = propose(session=session, name="latent_k", n=4, artifact_dir=s.artifact_dir)
+        rows = [
+            (i + 1, {"proposal_id": p.id, **sim.measure(p.params, rng)})
+            for i, p in enumerate(got.proposals)
+        ]
+        with s.session_scope() as session:
+            ingest_rows(session=session, name="latent_k", rows=rows)
+        doc, page = _report(s, "latent_k")
+    finally:
+        s.dispose()
+    secs = doc["sections"]
+    best = secs["summary"]["best"]["k_xx"]["params"]
+    packed = best["image"]
+    assert is_packed_image(packed) and len(packed) > 40  # the JSON carries it whole
+    assert packed not in page and packed[:30] not in page
+    assert "z00=" in page  # the latent values are still shown
+    assert secs["pareto"]["front"] and secs["microstructures"]["source"] == "decoded by the GAN"
+    assert "the GAN &#x27;tiny&#x27; decoded" in page and "random seed 0" not in page
