@@ -631,7 +631,7 @@ def _with_images(
     names = lat.names()
     z = torch.tensor([[float(it.params[n]) for n in names] for it in items], dtype=torch.float32)
     with torch.no_grad():
-        images = decode(gen, z).numpy()
+        images = decode(gen, z, volume_fraction=lat.volume_fraction).numpy()
     return [
         replace(it, params={**it.params, lat.image: pack_image(img)})
         for it, img in zip(items, images, strict=True)

@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 from db import ModelFitRecord, crud
 from loop.errors import ConflictError, LoopError, NotFoundError
 
-__all__ = ["GAN_KIND", "GANResult", "training_images", "train_and_store_gan", "load_gan", "quality"]
+__all__ = [
+    "GAN_KIND",
+    "GANResult",
+    "training_images",
+    "train_and_store_gan",
+    "gan_fit",
+    "copy_gan",
+    "load_gan",
+    "quality",
+]
 
 GAN_KIND = "gan"
 
@@ -257,6 +266,68 @@ def train_and_store_gan(
     return GANResult(rec, report, q, time.perf_counter() - t0)
 
 
+def gan_fit(*, session: Session, name: str) -> ModelFitRecord:
+    """The model-fit record of stored GAN `name` (settings hold its training-data ranges).
+
+    Raises:
+        NotFoundError: No GAN of that name.
+    """
+    fits = [f for f in crud.named_model_fits(session=session, name=name) if f.kind == GAN_KIND]
+    if not fits:
+        known = sorted(
+            {f.name for f in crud.named_model_fits(session=session) if f.kind == GAN_KIND}
+        )
+        raise NotFoundError(
+            f"no GAN named '{name}'" + (f"; stored: {', '.join(known)}" if known else ""),
+            "train one with `loop surrogate train-gan --name NAME`",
+        )
+    return fits[0]
+
+
+def _checkpoint_bytes(fit: ModelFitRecord, name: str) -> bytes:
+    p = Path(fit.checkpoint_path or "")
+    if not p.is_file():
+        raise NotFoundError(f"the checkpoint of GAN '{name}' is missing ({p})", "train it again")
+    data = p.read_bytes()
+    if hashlib.sha256(data).hexdigest() != fit.checkpoint_sha256:
+        raise NotFoundError(f"the checkpoint {p} of GAN '{name}' was altered", "train it again")
+    return data
+
+
+def copy_gan(
+    *, source: Session, target: Session, name: str, artifact_dir: Path | str
+) -> ModelFitRecord:
+    """Copy stored GAN `name` (record and checkpoint) from one store into another, e.g. a
+    benchmark's scratch store, under the same name.
+
+    Raises:
+        NotFoundError: No GAN of that name in `source`, or its checkpoint is missing or altered.
+        ConflictError: `target` already holds a model of that name.
+    """
+    fit = gan_fit(session=source, name=name)
+    if crud.named_model_fits(session=target, name=name):
+        raise ConflictError(
+            f"the target store already has a model named '{name}'",
+            "copy into a fresh store, or delete that model first",
+        )
+    directory = Path(artifact_dir) / "pretrained"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / Path(fit.checkpoint_path or f"{name}.pt").name
+    path.write_bytes(_checkpoint_bytes(fit, name))
+    return crud.add_model_fit(
+        session=target,
+        campaign_id=None,
+        name=name,
+        kind=GAN_KIND,
+        settings=fit.settings,
+        data_version=fit.data_version,
+        metrics=fit.metrics,
+        heldout=[],
+        checkpoint_path=str(path),
+        checkpoint_sha256=fit.checkpoint_sha256,
+    )
+
+
 def load_gan(*, session: Session, name: str) -> Any:
     """The generator of stored GAN `name`, in eval mode on the CPU.
 
@@ -267,23 +338,8 @@ def load_gan(*, session: Session, name: str) -> Any:
 
     from surrogates.gan import GANConfig, Generator
 
-    fits = [f for f in crud.named_model_fits(session=session, name=name) if f.kind == GAN_KIND]
-    if not fits:
-        known = sorted(
-            {f.name for f in crud.named_model_fits(session=session) if f.kind == GAN_KIND}
-        )
-        raise NotFoundError(
-            f"no GAN named '{name}'" + (f"; stored: {', '.join(known)}" if known else ""),
-            "train one with `loop surrogate train-gan --name NAME`",
-        )
-    fit = fits[0]
-    p = Path(fit.checkpoint_path or "")
-    if not p.is_file():
-        raise NotFoundError(f"the checkpoint of GAN '{name}' is missing ({p})", "train it again")
-    data = p.read_bytes()
-    if hashlib.sha256(data).hexdigest() != fit.checkpoint_sha256:
-        raise NotFoundError(f"the checkpoint {p} of GAN '{name}' was altered", "train it again")
-    state = torch.load(io.BytesIO(data), weights_only=True)
+    fit = gan_fit(session=session, name=name)
+    state = torch.load(io.BytesIO(_checkpoint_bytes(fit, name)), weights_only=True)
     g = Generator(GANConfig.from_dict(state["arch"]))
     g.load_state_dict(state["generator"])
     return g.eval()

@@ -432,13 +432,17 @@ class LatentSpaceSpec(_Strict):
     The design parameters are the `size x size` latent values, each in [0, 1], named
     `prefix` + two-digit index (`z00` .. `z15` for the paper's 4 x 4 map). Every proposal also
     carries its decoded binary microstructure under `image` (packed, see
-    `loop.microgen.pack_image`), which the homogenization simulator reads.
+    `loop.microgen.pack_image`), which the homogenization simulator reads. With
+    `volume_fraction`, each decoded field is thresholded at its own quantile so that exactly that
+    fraction of pixels is phase 1 (a fixed volume fraction met by construction, not by a
+    constraint); without it, at 0.5.
     """
 
     gan: str
     size: int = Field(default=4, ge=1, le=64)
     prefix: str = "z"
     image: str = "image"
+    volume_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
 
     @field_validator("prefix", "image")
     @classmethod

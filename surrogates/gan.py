@@ -122,8 +122,22 @@ class Discriminator(nn.Module):
         return self.out(self.body(x)).mean(dim=(1, 2, 3))
 
 
-def decode(generator: Generator, z: torch.Tensor, *, binary: bool = True) -> torch.Tensor:
-    """Latent vectors `n x latent^2` (or maps) in [0, 1] -> phase-1 images `n x H x W`."""
+def decode(
+    generator: Generator,
+    z: torch.Tensor,
+    *,
+    binary: bool = True,
+    volume_fraction: float | None = None,
+) -> torch.Tensor:
+    """Latent vectors `n x latent^2` (or maps) in [0, 1] -> phase-1 images `n x H x W`.
+
+    Binary images are the phase field thresholded at 0.5, or, given `volume_fraction`, at each
+    image's own quantile: the `round(volume_fraction * H * W)` highest pixels are phase 1, so
+    every image has that fraction exactly (to the pixel) and keeps the morphology of the field's
+    level sets, the way the GRF training images are thresholded (`loop.microgen`).
+    """
+    if volume_fraction is not None and not 0.0 < volume_fraction < 1.0:
+        raise ValueError(f"volume_fraction must lie in (0, 1), got {volume_fraction}")
     lat = generator.config.latent
     if z.dim() == 2:
         side = int(round(math.sqrt(z.shape[-1])))
@@ -133,7 +147,16 @@ def decode(generator: Generator, z: torch.Tensor, *, binary: bool = True) -> tor
         z = z.reshape(-1, 1, lat, lat)
     x = generator(z.to(next(generator.parameters()).dtype))
     phase = (x[:, 0] + 1.0) / 2.0
-    return (phase > 0.5).to(phase.dtype) if binary else phase
+    if not binary:
+        return phase
+    if volume_fraction is None:
+        return (phase > 0.5).to(phase.dtype)
+    flat = phase.reshape(phase.shape[0], -1)
+    k = int(round(volume_fraction * flat.shape[1]))
+    out = torch.zeros_like(flat)
+    if k > 0:
+        out.scatter_(1, flat.topk(k, dim=1).indices, 1.0)
+    return out.reshape(phase.shape)
 
 
 @dataclass

@@ -1002,3 +1002,48 @@ def design_loop_bench(
         emit_json(doc)
     else:
         typer.echo(text)
+
+
+@app.command("latent-loop")
+def latent_loop_bench(
+    ctx: typer.Context,
+    spec: Path = typer.Argument(..., help="A [latent] campaign spec with a [simulator]."),
+    gan: str | None = typer.Option(None, "--gan", help="Stored GAN (default: the spec's)."),
+    seeds: int = typer.Option(10, "--seeds", help="Seeds per arm."),
+    budget: int | None = typer.Option(None, "--budget", help="Simulations per arm and seed."),
+    batch: int | None = typer.Option(None, "--batch", help="Proposals per BO batch."),
+    volume_fraction: float | None = typer.Option(
+        None, "--volume-fraction", help="Fixed phase-1 fraction (default: the spec's)."
+    ),
+    out: Path = typer.Option(Path("benchmark-results/latent-loop"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """BO in a GAN's latent box against random latent vectors and random GRF microstructures,
+    at the same number of simulations, over seeds."""
+    from loop.benchmark.latent_loop import latent_loop_markdown, latent_loop_plot, run_latent_loop
+    from loop.cli.common import open_store
+    from loop.errors import LoopError
+
+    if seeds < 1 or (budget is not None and budget < 2):
+        raise LoopError("--seeds must be >= 1 and --budget >= 2", "e.g. --seeds 10 --budget 40")
+    doc = run_latent_loop(
+        spec,
+        store=open_store(ctx),
+        gan=gan,
+        seeds=seeds,
+        budget=budget,
+        batch=batch,
+        volume_fraction=volume_fraction,
+        progress=None if as_json else (lambda m: typer.echo(m, err=True)),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    args = sys.argv[sys.argv.index("latent-loop") + 1 :] if "latent-loop" in sys.argv else []
+    text = latent_loop_markdown(doc, " ".join(["loop benchmark latent-loop", *args]))
+    (out / "results.md").write_text(text)
+    png = latent_loop_plot(doc, out / "latent-loop.png")
+    if as_json:
+        emit_json({k: v for k, v in doc.items() if k != "per_seed"})
+    else:
+        typer.echo(text)
+        typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, {png}")

@@ -32,6 +32,20 @@ def test_paper_layout_shapes_and_a_larger_latent_map() -> None:
         decode(g, torch.rand(2, 15))
 
 
+def test_decode_at_a_fixed_volume_fraction_thresholds_each_field_at_its_quantile() -> None:
+    g = Generator(GANConfig(latent=2, filters=(4, 4))).eval()
+    z = torch.rand(6, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        field = decode(g, z, binary=False)
+        img = decode(g, z, volume_fraction=0.3)
+    assert img.shape == (6, 16, 16) and (img.sum(dim=(1, 2)) == 77).all()  # round(0.3 * 256)
+    # phase 1 is the 77 highest pixels of each field: every one is at least every phase-0 pixel
+    for f, m in zip(field, img, strict=True):
+        assert f[m == 1].min() >= f[m == 0].max()
+    with pytest.raises(ValueError, match="volume_fraction"):
+        decode(g, z, volume_fraction=1.0)
+
+
 def test_checkerboard_and_laminate_statistics() -> None:
     n = 8
     board = torch.tensor((np.indices((n, n)).sum(0) % 2).astype(float)).unsqueeze(0)
