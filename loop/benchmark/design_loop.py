@@ -6,6 +6,10 @@ simulator measures each job, ingest, repeat) in a scratch SQLite store; each see
 campaign name, which seeds both the proposals and the simulator's random draws. The random arm
 samples the design space uniformly and asks the same simulator. Both stop at the target or at
 `max_experiments`.
+
+The planner is charged for every simulation of the batch in which the target was first reached
+(a batch is run as a whole before the planner sees any of it); where in that batch the hit was
+is kept too (`first_hit`), a lower bound.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from loop.errors import LoopError
 
-__all__ = ["run_design_loop", "design_loop_markdown"]
+__all__ = ["run_design_loop", "design_loop_markdown", "paired_t_interval"]
 
 
 def _reached(values: list[float], target: float, maximize: bool) -> int | None:
@@ -54,8 +58,29 @@ def _planner_arm(spec_path: Path, seed: int, target: float, max_exp: int) -> dic
             rec = crud.get_campaign(session=session, name=name)
             ms = crud.list_measurements(session=session, campaign_id=rec.id)
             ms = sorted(ms, key=lambda m: m.id)
+            batch_of = {
+                p.id: p.batch for p in crud.list_proposals(session=session, campaign_id=rec.id)
+            }
         store.engine.dispose()
-    return {"ms": ms, "seconds": secs}
+    return {"ms": ms, "batches": [batch_of[m.proposal_id] for m in ms], "seconds": secs}
+
+
+def _charged(batches: list[int], first_hit: int | None) -> int | None:
+    """Simulations spent up to the end of the batch that holds the `first_hit`-th result."""
+    if first_hit is None:
+        return None
+    hit_batch = batches[first_hit - 1]
+    return sum(b <= hit_batch for b in batches)
+
+
+def paired_t_interval(d: np.ndarray, level: float = 0.95) -> float | None:
+    """Half width of the `level` t-interval of the mean of paired differences `d`."""
+    from scipy import stats
+
+    if len(d) < 2:
+        return None
+    q = float(stats.t.ppf(0.5 + level / 2, df=len(d) - 1))
+    return q * float(d.std(ddof=1)) / float(np.sqrt(len(d)))
 
 
 def run_design_loop(
@@ -94,12 +119,14 @@ def run_design_loop(
     for seed in range(seeds):
         res = _planner_arm(spec_path, seed, target, max_experiments)
         values = [float(m.values[obj.name]) for m in res["ms"] if obj.name in m.values]
-        k = _reached(values, target, maximize)
+        first = _reached(values, target, maximize)
+        k = _charged(res["batches"], first)
         runs.append(
             {
                 "seed": seed,
                 "strategy": "planner",
                 "experiments": k,
+                "first_hit": first,
                 "best": max(values) if maximize else min(values),
                 "seconds": round(res["seconds"], 1),
                 "values": values,
@@ -120,6 +147,7 @@ def run_design_loop(
                 "seed": seed,
                 "strategy": "random",
                 "experiments": k,
+                "first_hit": k,
                 "best": max(values) if maximize else min(values),
                 "seconds": round(time.perf_counter() - t, 1),
                 "values": values,
@@ -141,7 +169,7 @@ def run_design_loop(
     p = np.array([r["experiments"] or max_experiments for r in runs if r["strategy"] == "planner"])
     q = np.array([r["experiments"] or max_experiments for r in runs if r["strategy"] == "random"])
     d = q - p
-    half = 2.262 * d.std(ddof=1) / np.sqrt(len(d)) if len(d) == 10 else None
+    half = paired_t_interval(d)
     return {
         "spec": str(spec_path),
         "objective": obj.name,
@@ -154,7 +182,13 @@ def run_design_loop(
         "surrogate": spec.model.surrogate,
         "acquisition": spec.model.acquisition,
         "summary": summary,
-        "paired_difference": {"mean": float(d.mean()), "t95_half_width_10_seeds": half},
+        "paired_difference": {
+            "mean": float(d.mean()),
+            "t95_half_width": half,
+            "planner_wins": int((d > 0).sum()),
+            "ties": int((d == 0).sum()),
+            "random_wins": int((d < 0).sum()),
+        },
         "runs": runs,
     }
 
@@ -179,10 +213,13 @@ def design_loop_markdown(doc: dict[str, Any], command: str) -> str:
         )
     per = {k: [r["experiments"] for r in doc["runs"] if r["strategy"] == k] for k in doc["summary"]}
     lines += ["", "Per seed: " + "; ".join(f"{k} {v}" for k, v in per.items())]
+    firsts = [r["first_hit"] for r in doc["runs"] if r["strategy"] == "planner"]
+    lines.append(f"Planner, where in the charged batch the target was first hit: {firsts}")
     pd = doc["paired_difference"]
-    if pd["t95_half_width_10_seeds"] is not None:
+    if pd["t95_half_width"] is not None:
         lines.append(
-            f"Random minus planner, paired: {pd['mean']:.1f} +- {pd['t95_half_width_10_seeds']:.1f}"
-            " (95% t-interval)"
+            f"Random minus planner, paired: {pd['mean']:.1f} +- {pd['t95_half_width']:.1f}"
+            f" (95% t-interval); planner fewer on {pd['planner_wins']} seeds, tied on "
+            f"{pd['ties']}, more on {pd['random_wins']}"
         )
     return "\n".join(lines) + "\n"

@@ -439,11 +439,26 @@ def test_benchmark_design_loop_runs_the_planner_and_random_arms(tmp_path: Path) 
     assert set(doc["summary"]) == {"planner", "random"} and doc["seeds"] == 2
     for r in doc["runs"]:
         assert 1 <= len(r["values"]) <= 8
-        k = r["experiments"]
-        # the count is where the target was first reached, or a miss
+        # where the target was first reached, or a miss
         hit = [i + 1 for i, v in enumerate(r["values"]) if v >= 3.0]
-        assert k == (hit[0] if hit else None)
+        assert r["first_hit"] == (hit[0] if hit else None)
+        if r["strategy"] == "random" or r["first_hit"] is None:
+            assert r["experiments"] == r["first_hit"]
+        else:
+            # the planner pays for the whole batch the hit came in: 4 initial, then batches of 4
+            assert r["experiments"] == -(-r["first_hit"] // 4) * 4
     assert "| planner |" in (out / "results.md").read_text()
+
+
+def test_paired_t_interval_matches_the_t_table() -> None:
+    import numpy as np
+
+    from loop.benchmark.design_loop import paired_t_interval
+
+    d = np.array([3.0, 5.0, 4.0, 6.0, 2.0, 4.0, 5.0, 3.0, 4.0, 4.0])
+    # t(0.975, 9) = 2.262; sd 1.155; n 10
+    assert abs(paired_t_interval(d) - 2.262 * d.std(ddof=1) / np.sqrt(10)) < 2e-3
+    assert paired_t_interval(d[:1]) is None
 
 
 def test_benchmark_surrogate_reads_structure_tables(tmp_path: Path) -> None:
