@@ -86,6 +86,8 @@ _COMMON: dict[str, Any] = {
     "calibrate": "curve",
     "amp": True,
     "schedule": "plateau",
+    "optimizer": "adamw",
+    "momentum": 0.9,
     "pretrained": None,
 }
 
@@ -139,6 +141,12 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
     if out.get("dropout_scale") is not None:
         # the largest published ElemNet rate is 0.3: keep every rate at or below 0.9
         num("dropout_scale", float, 0.0, 3.0)
+    num("momentum", float, 0.0, 0.999)
+    if out["optimizer"] not in ("adamw", "sgd"):
+        raise UnknownSurrogateError(
+            f"option optimizer of surrogate '{kind}' must be 'adamw' or 'sgd' (with momentum), "
+            f"got {out['optimizer']!r}"
+        )
     if out["schedule"] not in ("plateau", "budget"):
         raise UnknownSurrogateError(
             f"option schedule of surrogate '{kind}' must be 'plateau' or 'budget', got "
@@ -286,6 +294,8 @@ class NeuralSurrogate(Surrogate):
             loss=o["loss"],
             amp=bool(o["amp"]),
             schedule=o["schedule"],
+            optimizer=o["optimizer"],
+            momentum=o["momentum"],
         )
 
     # -- fit ---------------------------------------------------------------------------------

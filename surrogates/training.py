@@ -1,6 +1,7 @@
 """The one training loop every network surrogate uses.
 
-Targets arrive standardized; the loop runs AdamW over shuffled mini-batches, watches a validation
+Targets arrive standardized; the loop runs AdamW (or SGD with momentum, CGCNN's published
+optimizer) over shuffled mini-batches, watches a validation
 split for early stopping (keeping the best weights), and stops at whichever comes first of the
 epoch limit, the patience and the wall-clock budget. Mixed precision (bfloat16 autocast) is used
 on CUDA only; the device is chosen once by the caller (`pick_device`) and passed in.
@@ -42,8 +43,11 @@ class TrainConfig:
         patience: Stop after this many epochs without a better validation loss.
         time_budget: Wall-clock seconds for this network (`None`: no limit).
         batch_size: Mini-batch size.
-        lr: AdamW learning rate.
-        weight_decay: AdamW decoupled weight decay.
+        lr: Learning rate.
+        weight_decay: Weight decay (AdamW: decoupled; SGD: L2).
+        optimizer: `adamw`, or `sgd` with Nesterov-free momentum `momentum` (Xie and Grossman
+            2018 trained CGCNN with SGD, momentum 0.9).
+        momentum: SGD momentum (unused by AdamW).
         loss: `mae` (ElemNet's) or `mse`.
         amp: Use bfloat16 autocast when training on CUDA.
         schedule: `plateau` halves the learning rate after `patience // 3` epochs without a
@@ -61,6 +65,8 @@ class TrainConfig:
     loss: Literal["mae", "mse"] = "mse"
     amp: bool = True
     schedule: Literal["plateau", "budget"] = "plateau"
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = 0.9
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1:
@@ -81,6 +87,10 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'plateau' or 'budget', got {self.schedule!r}")
         if self.schedule == "budget" and self.time_budget is None:
             raise ValueError("schedule 'budget' needs a time_budget in seconds")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,16 @@ def train_network(
         assert X_val is not None and y_val is not None
         X_val = X_val.to(device=device, dtype=torch.float32)
         y_val = y_val.to(device=device, dtype=torch.float32)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt: torch.optim.Optimizer
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(
+            net.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loss_fn = _loss_fn(config.loss)
     use_amp = config.amp and device.type == "cuda"
     n = X.shape[0]

@@ -1,0 +1,63 @@
+"""The shared training loop: the optimizer option takes the step it names."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from surrogates import UnknownSurrogateError, load_builtin, make_surrogate
+from surrogates.training import TrainConfig, train_network
+
+load_builtin()
+
+
+def _one_full_batch_step(config: TrainConfig) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    start = copy.deepcopy(net)
+    X = torch.randn(16, 3)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+    train_network(net, X, y, config, device=torch.device("cpu"))
+    start.zero_grad()
+    nn.MSELoss()(start(X), y).backward()
+    return net, start, X
+
+
+def test_sgd_takes_a_plain_gradient_step() -> None:
+    """One epoch, one full batch, no momentum or decay: w - lr * grad, exactly."""
+    cfg = TrainConfig(
+        max_epochs=1, batch_size=16, lr=0.1, weight_decay=0.0, optimizer="sgd", momentum=0.0
+    )
+    net, start, _ = _one_full_batch_step(cfg)
+    assert start.weight.grad is not None
+    expect = start.weight.detach() - 0.1 * start.weight.grad
+    assert torch.allclose(net.weight.detach(), expect, atol=1e-6)
+    # AdamW's first step has size lr in every coordinate, whatever the gradient
+    adam, start, _ = _one_full_batch_step(
+        TrainConfig(max_epochs=1, batch_size=16, lr=0.1, weight_decay=0.0)
+    )
+    step = (adam.weight.detach() - start.weight.detach()).abs()
+    assert torch.allclose(step, torch.full_like(step, 0.1), atol=1e-4)
+    assert not torch.allclose(adam.weight.detach(), expect, atol=1e-3)
+
+
+def test_sgd_with_momentum_fits_and_bad_options_are_named() -> None:
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(40, 2, generator=g, dtype=torch.double)
+    Y = (X[:, :1] * 2 - X[:, 1:]).double()
+    s = make_surrogate(
+        "ensemble",
+        {"members": 2, "hidden": [16], "epochs": 200, "optimizer": "sgd", "lr": 0.05},
+    )
+    fit = s.fit(X, Y, bounds=torch.stack([torch.zeros(2), torch.ones(2)]).double(), seed=0)
+    mean = fit.model.posterior(X).mean.squeeze(-1)
+    assert float((mean - Y.squeeze(-1)).abs().mean()) < 0.15
+    with pytest.raises(UnknownSurrogateError, match="optimizer"):
+        make_surrogate("cgcnn-ensemble", {"optimizer": "rmsprop"})
+    with pytest.raises(UnknownSurrogateError, match="momentum"):
+        make_surrogate("ensemble", {"momentum": 1.5})
+    with pytest.raises(ValueError, match="momentum"):
+        TrainConfig(optimizer="sgd", momentum=1.0)
