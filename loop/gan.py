@@ -31,6 +31,8 @@ __all__ = [
     "copy_gan",
     "load_gan",
     "quality",
+    "decode_sizes",
+    "decode_sizes_plot",
 ]
 
 GAN_KIND = "gan"
@@ -343,3 +345,72 @@ def load_gan(*, session: Session, name: str) -> Any:
     g = Generator(GANConfig.from_dict(state["arch"]))
     g.load_state_dict(state["generator"])
     return g.eval()
+
+
+def decode_sizes(
+    generator: Any,
+    sizes: tuple[int, ...],
+    *,
+    n: int = 16,
+    volume_fraction: float | None = None,
+    reference: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[int, dict[str, Any]]:
+    """Decode `n` random latent maps of each side in `sizes` (the generator is fully
+    convolutional, so a `2s x 2s` map makes an image twice as wide) and measure each set:
+    image side, volume fraction and, given `reference` images, the distance of the radially
+    averaged S2 curves over the shifts both sets share.
+
+    Returns:
+        side -> {"image", "volume_fraction", "s2_distance", "images"} (images: `n x H x W`).
+    """
+    import torch
+
+    from surrogates.gan import decode
+    from surrogates.microstats import curve_distance, radial_average, two_point_correlation
+
+    g = torch.Generator().manual_seed(seed)
+    ref = None
+    if reference is not None:
+        ref = radial_average(two_point_correlation(torch.as_tensor(reference).double()))
+    out: dict[int, dict[str, Any]] = {}
+    for s in sizes:
+        z = torch.rand(n, 1, s, s, generator=g)
+        with torch.no_grad():
+            imgs = decode(generator, z, volume_fraction=volume_fraction).double()
+        row: dict[str, Any] = {
+            "image": int(imgs.shape[-1]),
+            "volume_fraction": float(imgs.mean()),
+            "images": imgs.numpy().astype(np.uint8),
+        }
+        if ref is not None:
+            cur = radial_average(two_point_correlation(imgs))
+            r = min(cur.shape[1], ref.shape[1])
+            row["s2_distance"] = curve_distance(cur[:, :r], ref[:, :r])
+        out[s] = row
+    return out
+
+
+def decode_sizes_plot(result: dict[int, dict[str, Any]], path: Path) -> Path:
+    """One decoded image per latent size, drawn at a common pixel scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = [r["image"] for r in result.values()]
+    widths = [s / max(sides) for s in sides]
+    fig, axes = plt.subplots(
+        1, len(result), figsize=(3.2 * sum(widths) + 0.6, 3.6), gridspec_kw={"width_ratios": widths}
+    )
+    axes = np.atleast_1d(axes)
+    for ax, (s, r) in zip(axes, result.items(), strict=True):
+        ax.imshow(r["images"][0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{s} x {s} latent -> {r['image']} px", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -202,6 +202,56 @@ def train_gan_cmd(
     )
 
 
+@app.command("decode-gan")
+def decode_gan_cmd(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="A stored GAN."),
+    sizes: str = typer.Option("4,8", "--sizes", help="Latent map sides to decode."),
+    n: int = typer.Option(16, "--n", help="Images per size."),
+    vf: float | None = typer.Option(
+        None, "--volume-fraction", help="Threshold each image at this phase-1 fraction."
+    ),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG with one image per size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latent maps."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """Decode random latent maps of several sizes (larger maps make larger images) and compare
+    their volume fraction and S2 with fresh training-like microstructures."""
+    from loop.errors import LoopError
+    from loop.gan import decode_sizes, decode_sizes_plot, gan_fit, load_gan, training_images
+
+    try:
+        sides = tuple(int(x) for x in sizes.split(","))
+    except ValueError:
+        raise LoopError(f"--sizes {sizes!r} is not a list of integers", "e.g. 4,8,16") from None
+    if any(s < 1 for s in sides) or n < 1:
+        raise LoopError(f"--sizes {sizes} and --n {n} must be positive", "e.g. --sizes 4,8")
+    store = open_store(ctx)
+    with store.session_scope() as session:
+        data = gan_fit(session=session, name=name).settings.get("data", {})
+        gen = load_gan(session=session, name=name)
+    ref = training_images(
+        max(n, 16),
+        int(data.get("size", 128)),
+        volume_fraction=tuple(data.get("volume_fraction", (0.3, 0.5))),
+        length=tuple(data.get("length", (2.0, 6.0))),
+        seed=seed + 7,
+    )
+    res = decode_sizes(gen, sides, n=n, volume_fraction=vf, reference=ref, seed=seed)
+    if plot is not None:
+        decode_sizes_plot(res, plot)
+    rows = [{"latent": s, **{k: v for k, v in r.items() if k != "images"}} for s, r in res.items()]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        console().print(
+            f"{r['latent']} x {r['latent']} latent -> {r['image']} px: volume fraction "
+            f"{r['volume_fraction']:.3f}, S2 distance to training-like images "
+            f"{r['s2_distance']:.4f}"
+        )
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

@@ -45,3 +45,12 @@ def test_train_gan_stores_a_reusable_generator(tmp_path: Path) -> None:
     assert "tiny" in listed.output and "gan" in listed.output
     bad = CliRunner().invoke(app, [*base, "--filters", "8,x", "--name", "t2"])
     assert bad.exit_code == 2 and "--filters" in bad.output
+    # a larger latent map decodes to a larger image, thresholded at the asked fraction
+    big = tmp_path / "sizes.png"
+    dec = ["--db", str(db), "surrogate", "decode-gan", "tiny", "--sizes", "2,4", "--n", "4"]
+    res = CliRunner().invoke(app, [*dec, "--volume-fraction", "0.25", "--plot", str(big), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [(r["latent"], r["image"]) for r in rows] == [(2, 64), (4, 128)]
+    assert all(r["volume_fraction"] == 0.25 and r["s2_distance"] >= 0 for r in rows)
+    assert big.stat().st_size > 1000
