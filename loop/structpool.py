@@ -117,6 +117,24 @@ def _iter_folder(path: Path) -> Iterator[tuple[str, str, Any]]:
         )
 
 
+def _iter_cif_file(path: Path) -> Iterator[tuple[str, str, Any]]:
+    """Each `data_` block of one CIF file, named by its block name."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    blocks: list[tuple[int, str, list[str]]] = []
+    for no, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().lower().startswith("data_"):
+            blocks.append((no, line.strip()[5:].strip() or f"block{len(blocks) + 1}", []))
+        if blocks:
+            blocks[-1][2].append(line)
+    if not blocks:
+        raise SpecError(
+            f"structure pool {path}: no `data_` block, so no structure",
+            "give a CIF with one data_ block per structure",
+        )
+    for no, name, lines in blocks:
+        yield f"{path}, block data_{name} (line {no})", name, ("cif", "\n".join(lines) + "\n")
+
+
 def _parse(kind: str, payload: Any) -> Any:
     if kind == "cif":
         if not str(payload).strip():
@@ -159,10 +177,18 @@ def structure_rows(
         items = _iter_json(path)
     elif path.suffix.lower() == ".csv":
         items = _iter_csv(path, cif_column, key)
+    elif path.name.lower().endswith(_CIF_SUFFIXES):
+        items = _iter_cif_file(path)
+    elif path.name.startswith(_POSCAR_NAMES) or path.name.lower().endswith(".vasp"):
+        raise SpecError(
+            f"structure pool {path}: a POSCAR holds one structure, and a pool needs several",
+            "put the POSCAR files in one folder and point structures.path at the folder",
+        )
     else:
         raise SpecError(
             f"structure pool {path}: unknown file type '{path.suffix}'",
-            "use a CSV with a CIF column, a .json list of pymatgen structures or a folder",
+            "use a CSV with a CIF column, a .json list of pymatgen structures, a CIF (one "
+            "data_ block per structure) or a folder of CIF, POSCAR or JSON files",
         )
     rows: list[tuple[str, dict[str, Any]]] = []
     seen_keys: dict[str, int] = {}

@@ -96,6 +96,34 @@ def test_a_folder_and_a_json_list_are_pools(tmp_path: Path) -> None:
     assert [p["structure"] for _, p in structure_rows(listing)] == [0, 1]
 
 
+def test_one_cif_file_of_several_blocks_is_a_pool(tmp_path: Path) -> None:
+    kcl = _nacl(6.3).replace_species({"Na": "K"})
+    blocks = [
+        _nacl().to(fmt="cif").replace("data_NaCl", "data_rocksalt-a", 1),
+        kcl.to(fmt="cif").replace("data_KCl", "data_sylvite", 1),
+        _nacl(6.0).to(fmt="cif").replace("data_NaCl", "data_rocksalt-b", 1),
+    ]
+    many = tmp_path / "many.cif"
+    many.write_text("# three phases\n" + "\n".join(blocks))
+    got = structure_rows(many)
+    assert [r for r, _ in got] == ["rocksalt-a", "sylvite", "rocksalt-b"]
+    assert [p["formula"] for _, p in got] == ["NaCl", "KCl", "NaCl"]
+    assert Structure.from_str(got[1][1]["cif"], fmt="cif").lattice.a == pytest.approx(6.3)
+    poscar = tmp_path / "POSCAR"
+    _nacl().to(filename=str(poscar))
+    with pytest.raises(SpecError, match="one folder"):
+        structure_rows(poscar)
+    # a broken block is named by its block and line; nothing else is read as a structure
+    bad = tmp_path / "bad.cif"
+    bad.write_text(blocks[0] + "\ndata_broken\n_cell_length_a 3.9\n")
+    with pytest.raises(SpecError, match=r"block data_broken \(line \d+\)"):
+        structure_rows(bad)
+    empty = tmp_path / "empty.cif"
+    empty.write_text("# no blocks\n")
+    with pytest.raises(SpecError, match="no `data_` block"):
+        structure_rows(empty)
+
+
 def test_bad_and_disordered_structures_are_named_and_nothing_is_stored(
     tmp_path: Path, store: Store
 ) -> None:
