@@ -147,6 +147,7 @@ def _cgcnn_ensemble(
     budget: float,
     seed: int,
     epochs: int,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -172,12 +173,15 @@ def _cgcnn_ensemble(
         torch.manual_seed(seed * 1000 + k)
         net = CGCNNOnIndices(store, CGCNNConfig())
         cfg = TrainConfig(
-            max_epochs=epochs,
-            patience=25,
-            time_budget=budget,
-            batch_size=64,
-            lr=1e-3,
-            loss="mse",
+            **{
+                "max_epochs": epochs,
+                "patience": 25,
+                "time_budget": budget,
+                "batch_size": 64,
+                "lr": 1e-3,
+                "loss": "mse",
+                **(training or {}),
+            }
         )
         rep = train_network(
             net,
@@ -228,6 +232,7 @@ def run_structure_benchmark(
     limit: int | None = None,
     elemnet: bool = True,
     folds: int | None = None,
+    training: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Test metrics of the CGCNN ensemble (and ElemNet) on one seeded 80/20 split, or with
     `folds`-fold cross-validation (every row predicted once by the models that did not train on
@@ -235,6 +240,8 @@ def run_structure_benchmark(
 
     Args:
         budget: Seconds of training per CGCNN member; ElemNet gets `members * budget` in all.
+        training: CGCNN `TrainConfig` fields over the defaults (AdamW at 1e-3, batch 64,
+            plateau schedule, patience 25), e.g. `{"schedule": "budget", "lr": 2e-3}`.
     """
     import torch
 
@@ -271,6 +278,7 @@ def run_structure_benchmark(
         "folds": folds,
         "members": members,
         "budget_per_member_s": budget,
+        "cgcnn_training": dict(training or {}),
         "load_seconds": round(load_s, 1),
         "models": {},
     }
@@ -286,7 +294,15 @@ def run_structure_benchmark(
         X = featurize_formulas([st.composition.formula.replace(" ", "") for st in structures])
     for train, test in splits:
         cg = _cgcnn_ensemble(
-            structures, y, train, test, members=members, budget=budget, seed=seed, epochs=epochs
+            structures,
+            y,
+            train,
+            test,
+            members=members,
+            budget=budget,
+            seed=seed,
+            epochs=epochs,
+            training=training,
         )
         mean["cgcnn-ensemble"][test] = cg["mean"]
         sigma["cgcnn-ensemble"][test] = cg["sigma"]

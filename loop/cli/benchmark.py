@@ -740,6 +740,12 @@ def structures_bench(
     folds: int | None = typer.Option(
         None, "--folds", help="K-fold cross-validation instead of one 80/20 split."
     ),
+    lr: float = typer.Option(1e-3, "--lr", help="CGCNN learning rate."),
+    batch_size: int = typer.Option(64, "--batch-size", help="CGCNN mini-batch size."),
+    schedule: str = typer.Option(
+        "plateau", "--schedule", help="plateau, or budget (linear decay over --budget)."
+    ),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw, or sgd (momentum 0.9)."),
     out: Path = typer.Option(Path("benchmark-results/structures"), "--out", help="Folder."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
 ) -> None:
@@ -749,6 +755,13 @@ def structures_bench(
 
     if members < 1 or budget <= 0 or epochs < 1:
         raise LoopError("--members, --budget and --epochs must be positive", "e.g. 3, 240, 300")
+    from surrogates.training import TrainConfig
+
+    training = {"lr": lr, "batch_size": batch_size, "schedule": schedule, "optimizer": optimizer}
+    try:
+        TrainConfig(time_budget=budget, **training)  # type: ignore[arg-type]
+    except ValueError as err:
+        raise LoopError(f"CGCNN training: {err}", "see `loop benchmark structures --help`") from None
     doc = run_structure_benchmark(
         data,
         cif=cif,
@@ -760,6 +773,7 @@ def structures_bench(
         limit=limit,
         elemnet=elemnet,
         folds=folds,
+        training=training,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))

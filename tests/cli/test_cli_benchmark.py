@@ -235,6 +235,12 @@ def test_benchmark_structures_scores_cgcnn_on_a_cif_table(tmp_path: Path) -> Non
             "2",
             "--epochs",
             "3",
+            "--schedule",
+            "budget",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
             "--out",
             str(tmp_path / "s"),
             "--json",
@@ -243,12 +249,20 @@ def test_benchmark_structures_scores_cgcnn_on_a_cif_table(tmp_path: Path) -> Non
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert (doc["rows"], doc["train"], doc["test"]) == (60, 48, 12)
+    assert doc["cgcnn_training"] == {
+        "lr": 0.01,
+        "batch_size": 64,
+        "schedule": "budget",
+        "optimizer": "sgd",
+    }
     for name in ("cgcnn-ensemble", "elemnet-ensemble"):
         m = doc["models"][name]
         assert m["mae"] > 0 and 0 <= m["cov90"] <= 1
     assert len(doc["models"]["cgcnn-ensemble"]["training"][0]) == 2
     bad = CliRunner().invoke(loop_app, ["benchmark", "structures", str(data), "--target", "nope"])
     assert bad.exit_code == 2 and "no column 'nope'" in bad.output
+    bad = CliRunner().invoke(loop_app, ["benchmark", "structures", str(data), "--optimizer", "x"])
+    assert bad.exit_code == 2 and "optimizer must be 'adamw' or 'sgd'" in bad.output
 
 
 def test_benchmark_structures_cross_validates_a_pymatgen_json_table(tmp_path: Path) -> None:
