@@ -761,7 +761,9 @@ def structures_bench(
     try:
         TrainConfig(time_budget=budget, **training)  # type: ignore[arg-type]
     except ValueError as err:
-        raise LoopError(f"CGCNN training: {err}", "see `loop benchmark structures --help`") from None
+        raise LoopError(
+            f"CGCNN training: {err}", "see `loop benchmark structures --help`"
+        ) from None
     doc = run_structure_benchmark(
         data,
         cif=cif,
