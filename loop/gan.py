@@ -330,21 +330,25 @@ def copy_gan(
     )
 
 
-def load_gan(*, session: Session, name: str) -> Any:
-    """The generator of stored GAN `name`, in eval mode on the CPU.
+def load_gan(*, session: Session, name: str, part: str = "generator") -> Any:
+    """The generator (or, with `part="discriminator"`, the discriminator) of stored GAN `name`,
+    in eval mode on the CPU.
 
     Raises:
         NotFoundError: No GAN of that name, or its checkpoint is missing or altered.
     """
     import torch
 
-    from surrogates.gan import GANConfig, Generator
+    from surrogates.gan import Discriminator, GANConfig, Generator
 
+    if part not in ("generator", "discriminator"):
+        raise ValueError(f"part must be 'generator' or 'discriminator', got {part!r}")
     fit = gan_fit(session=session, name=name)
     state = torch.load(io.BytesIO(_checkpoint_bytes(fit, name)), weights_only=True)
-    g = Generator(GANConfig.from_dict(state["arch"]))
-    g.load_state_dict(state["generator"])
-    return g.eval()
+    config = GANConfig.from_dict(state["arch"])
+    net = Generator(config) if part == "generator" else Discriminator(config)
+    net.load_state_dict(state[part])
+    return net.eval()
 
 
 def decode_sizes(

@@ -1063,3 +1063,46 @@ def latent_loop_bench(
     else:
         typer.echo(text)
         typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}, {png}")
+
+
+@app.command("gan-transfer")
+def gan_transfer_bench(
+    ctx: typer.Context,
+    gan: str = typer.Option(..., "--gan", help="A stored GAN."),
+    labels: str = typer.Option("50,200", "--labels", help="Labelled-set sizes."),
+    test: int = typer.Option(200, "--test", help="Test images."),
+    seeds: int = typer.Option(5, "--seeds", help="Seeds per size."),
+    epochs: int = typer.Option(30, "--epochs", help="Epochs per CNN."),
+    quantity: str = typer.Option("k_xx", "--quantity", help="Property from the 2-D solver."),
+    out: Path = typer.Option(Path("benchmark-results/gan-transfer"), "--out", help="Folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for machines."),
+) -> None:
+    """A small CNN from scratch against one started from the GAN's discriminator, on few
+    labelled microstructures."""
+    from loop.benchmark.gan_transfer import gan_transfer_markdown, run_gan_transfer
+    from loop.cli.common import open_store
+    from loop.errors import LoopError
+
+    try:
+        sizes = tuple(int(x) for x in labels.split(","))
+    except ValueError:
+        raise LoopError(f"--labels {labels!r} is not a list of integers", "e.g. 50,200") from None
+    doc = run_gan_transfer(
+        store=open_store(ctx),
+        gan=gan,
+        labels=sizes,
+        test=test,
+        seeds=seeds,
+        epochs=epochs,
+        quantity=quantity,
+        progress=None if as_json else (lambda m: typer.echo(m, err=True)),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=2))
+    args = sys.argv[sys.argv.index("gan-transfer") + 1 :] if "gan-transfer" in sys.argv else []
+    text = gan_transfer_markdown(doc, " ".join(["loop benchmark gan-transfer", *args]))
+    (out / "results.md").write_text(text)
+    if as_json:
+        emit_json({k: v for k, v in doc.items() if k != "runs"})
+    else:
+        typer.echo(text)
