@@ -53,6 +53,30 @@ def test_a_laminate_matches_its_closed_form(dim: int) -> None:
     assert c[shear, shear] == pytest.approx(2 / ((1 - f) / _mu(SOFT) + f / _mu(STIFF)), rel=1e-10)
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_a_laminate_of_equal_poisson_ratios_is_voigt_along_its_layers(dim: int) -> None:
+    """With one Poisson ratio, a stress along the layers strains both phases alike, so the
+    Young's modulus along them is the volume average (the Voigt bound, reached), and the shear
+    within the layer planes is the average shear modulus."""
+    soft, stiff = Phase(1.0, 0.3, 1.0), Phase(20.0, 0.3, 20.0)
+    img = np.zeros((8,) * dim)
+    img[:3] = 1.0
+    f = 3 / 8
+    c = homogenize(img, (soft, stiff)).tensor
+    own = [1.0 / np.linalg.inv(isotropic_stiffness(p, dim))[1, 1] for p in (soft, stiff)]
+    e = engineering_constants(c)
+    for axis in "yz"[: dim - 1]:
+        assert e[f"E_{axis}"] == pytest.approx((1 - f) * own[0] + f * own[1], rel=1e-9)
+    # across the layers it is far below: the stiff phase carries no load alone
+    assert e["E_x"] < 0.5 * e["E_y"]
+    if dim == 3:
+        # Mandel order 11 22 33 12 23 13: index 4 is the shear in the plane of the layers,
+        # 3 and 5 the shears across them (harmonic mean)
+        assert c[4, 4] == pytest.approx(2 * ((1 - f) * _mu(soft) + f * _mu(stiff)), rel=1e-9)
+        across = 2 / ((1 - f) / _mu(soft) + f / _mu(stiff))
+        assert c[3, 3] == pytest.approx(across, rel=1e-9) and c[5, 5] == pytest.approx(across)
+
+
 def test_a_homogeneous_image_returns_the_phase_itself() -> None:
     for fill, phase in ((0.0, SOFT), (1.0, STIFF)):
         res = homogenize(np.full((6, 6, 6), fill), (SOFT, STIFF))

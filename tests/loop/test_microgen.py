@@ -91,3 +91,22 @@ def test_load_images_names_the_bad_image(tmp_path: Path) -> None:
         load_images(tmp_path / "flat.npy")
     with pytest.raises(LoopError, match="not found"):
         load_images(tmp_path / "missing.npy")
+
+
+def test_a_user_made_hdf5_stack_loads_by_dataset_path(tmp_path: Path) -> None:
+    """An instrument's own HDF5 file: booleans in a nested group, read by its dataset path."""
+    import h5py
+
+    rng = np.random.default_rng(0)
+    stack = rng.random((5, 6, 7, 8)) > 0.6
+    path = tmp_path / "scan.hdf5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("segmented/phase_mask", data=stack)
+        f.create_dataset("raw", data=rng.random((5, 6, 7, 8)) * 255)
+    imgs = load_images(path, key="segmented/phase_mask")
+    assert imgs.shape == (5, 6, 7, 8) and imgs.dtype == float
+    np.testing.assert_array_equal(imgs, stack.astype(float))
+    with pytest.raises(LoopError, match="no dataset 'images'"):
+        load_images(path)
+    with pytest.raises(LoopError, match=r"scan\.hdf5: image 0 has voxels outside \[0, 1\]"):
+        load_images(path, key="raw")
