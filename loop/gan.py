@@ -405,12 +405,12 @@ def decode_sizes_plot(result: dict[int, dict[str, Any]], path: Path) -> Path:
     sides = [r["image"] for r in result.values()]
     widths = [s / max(sides) for s in sides]
     fig, axes = plt.subplots(
-        1, len(result), figsize=(3.2 * sum(widths) + 0.6, 3.6), gridspec_kw={"width_ratios": widths}
+        1, len(result), figsize=(4.0 * sum(widths) + 1.0, 4.4), gridspec_kw={"width_ratios": widths}
     )
     axes = np.atleast_1d(axes)
     for ax, (s, r) in zip(axes, result.items(), strict=True):
         ax.imshow(r["images"][0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{s} x {s} latent -> {r['image']} px", fontsize=8)
+        ax.set_title(f"{s}x{s} -> {r['image']} px", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
