@@ -120,7 +120,8 @@ def _bo_arm(source: Store, spec: Any, seed: int) -> dict[str, Any]:
             strategies = sorted({p.strategy for p in props.values()})
         store.engine.dispose()
     runs = [dict(m.values) for m in ms]
-    images = [props[m.proposal_id].params[spec.latent.image] for m in ms]
+    # a worker's measurement always answers a proposal
+    images = [props[int(m.proposal_id or 0)].params[spec.latent.image] for m in ms]
     return {"runs": runs, "images": images, "seconds": secs, "strategies": strategies}
 
 
@@ -207,8 +208,8 @@ def run_latent_loop(
             f"set [latent] size = {gen.config.latent}",
         )
     data = fit.settings.get("data", {})
-    vf_range = tuple(data.get("volume_fraction", (0.0, 1.0)))
-    length = tuple(data.get("length", (2.0, 6.0)))
+    vf_range = tuple(float(v) for v in data.get("volume_fraction", (0.0, 1.0)))
+    lo, hi = (float(v) for v in data.get("length", (2.0, 6.0)))
     if not vf_range[0] <= vf <= vf_range[1]:
         raise LoopError(
             f"volume fraction {vf:g} lies outside the range GAN '{lat.gan}' was trained on "
@@ -237,7 +238,7 @@ def run_latent_loop(
                 (size, size),
                 GRFParams(
                     vf,
-                    tuple(float(x) for x in rng.uniform(*length, size=2)),
+                    tuple(float(x) for x in rng.uniform(lo, hi, size=2)),
                     float(rng.uniform(0.0, 180.0)),
                     int(rng.integers(2**31)),
                 ),
@@ -295,14 +296,14 @@ def run_latent_loop(
         "volume_fraction": vf,
         "volume_fraction_method": "quantile threshold of each decoded field",
         "constraints": [c.model_dump(mode="json") for c in spec.constraints],
-        "training_ranges": {"volume_fraction": list(vf_range), "length": list(length)},
+        "training_ranges": {"volume_fraction": list(vf_range), "length": [lo, hi]},
         "seeds": seeds,
         "budget": n,
         "batch_size": spec.batch_size,
         "initial_design": spec.n_initial(),
         "surrogate": spec.model.surrogate,
         "acquisition": spec.model.acquisition,
-        "simulator": spec.simulator.model_dump(mode="json"),
+        "simulator": spec.simulator.model_dump(mode="json") if spec.simulator else None,
         "interval": "two-sided 95% Student-t over the per-seed relative gains",
         "summary": summary,
         "gains": {
