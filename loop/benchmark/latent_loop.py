@@ -45,7 +45,7 @@ def paired_gain(a: list[float], b: list[float], maximize: bool = True) -> dict[s
 
     Seeds where either value is missing (no feasible design) are left out and counted.
     """
-    from scipy import stats
+    from loop.benchmark.design_loop import paired_t_interval
 
     pairs = [
         (x, y)
@@ -60,8 +60,8 @@ def paired_gain(a: list[float], b: list[float], maximize: bool = True) -> dict[s
         "mean": float(gains.mean()) if len(gains) else None,
         "ci95": None,
     }
-    if len(gains) >= 2:
-        half = float(stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / math.sqrt(len(gains)))
+    half = paired_t_interval(gains)
+    if half is not None:
         out["ci95"] = [out["mean"] - half, out["mean"] + half]
     return out
 
