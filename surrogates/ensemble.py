@@ -11,17 +11,31 @@ the scatter of named element-fraction columns into ElemNet's 86-element layout. 
 de-standardized, and each member's deviation from the ensemble mean is multiplied by the
 calibration factor `sigma_scale`, which scales the predictive standard deviation and leaves the
 mean unchanged.
+
+Networks trained with a likelihood loss (`loss = "laplace_nll"` or `"gaussian_nll"`) also predict
+their noise: `2m` outputs, a mean and a log scale per target. The members' means are the
+posterior (what acquisition functions see: the latent property, as a GP's posterior without
+observation noise), and `posterior(X, observation_noise=True)` is the predictive distribution of
+a new measurement: each member `k` becomes two ensemble points `mu_k +- sigma_k` (scaled so the
+variance is exactly the members' variance plus their mean noise variance, the deep-ensemble
+mixture of Lakshminarayanan et al. 2017). That is what held-out statistics, calibration and
+benchmarks score.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from botorch.exceptions.errors import UnsupportedError
 from botorch.models.ensemble import EnsembleModel
+from botorch.posteriors.ensemble import EnsemblePosterior
 from torch import nn
 
 from surrogates.nets import MLP
+from surrogates.training import noise_sd
 
 __all__ = ["InputMap", "DeepEnsembleModel", "MCDropoutModel"]
 
@@ -63,7 +77,7 @@ class InputMap(nn.Module):
 
 
 class _NetworkModel(EnsembleModel):
-    """Shared parts: input map, de-standardization, calibration, dtype and device handling."""
+    """Shared parts: input map, de-standardization, calibration, noise, dtype and device."""
 
     y_mean: torch.Tensor
     y_std: torch.Tensor
@@ -75,11 +89,16 @@ class _NetworkModel(EnsembleModel):
         y_mean: torch.Tensor,
         y_std: torch.Tensor,
         sigma_scale: torch.Tensor | float = 1.0,
+        noise: str | None = None,
     ) -> None:
         super().__init__()
+        if noise not in (None, "gaussian", "laplace"):
+            raise ValueError(f"noise must be None, 'gaussian' or 'laplace', got {noise!r}")
         self.input_map = input_map
         m = int(y_mean.numel())
         self._num_outputs = m
+        #: the noise distribution the networks predict (`None`: they predict means only)
+        self.noise = noise
         self.register_buffer("y_mean", y_mean.float().reshape(m))
         self.register_buffer("y_std", y_std.float().reshape(m))
         scale = torch.as_tensor(sigma_scale, dtype=torch.float32).reshape(-1).expand(m).clone()
@@ -89,23 +108,71 @@ class _NetworkModel(EnsembleModel):
     def device(self) -> torch.device:
         return self.y_mean.device
 
+    @property
+    def predicts_noise(self) -> bool:
+        """Whether `posterior(X, observation_noise=True)` adds the networks' own noise."""
+        return self.noise is not None
+
     def set_sigma_scale(self, scale: torch.Tensor | float) -> None:
         self.sigma_scale = (
             torch.as_tensor(scale, dtype=torch.float32).reshape(-1).expand(self._num_outputs)
         ).to(self.y_mean)
 
     def _members(self, H: torch.Tensor) -> torch.Tensor:
-        """`batch x s x n x m` standardized member outputs for `batch x n x D` features."""
+        """`batch x s x n x m` (`2m` with noise) standardized network outputs for
+        `batch x n x D` features."""
         raise NotImplementedError
+
+    def _noise(self, out: torch.Tensor) -> torch.Tensor:
+        """The members' noise standard deviations in target units from their raw outputs."""
+        assert self.noise is not None
+        return noise_sd(out[..., self._num_outputs :], self.noise) * self.y_std
+
+    def member_values(self, H: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
+        """Calibrated ensemble points in target units at `batch x n x D` features:
+        `batch x s x n x m`, or `batch x 2s x n x m` with the members' noise."""
+        out = self._members(H)
+        m = self._num_outputs
+        mu = out[..., :m] * self.y_std + self.y_mean
+        mean = mu.mean(dim=-3, keepdim=True)
+        if not observation_noise or self.noise is None:
+            return mean + self.sigma_scale * (mu - mean)
+        sd = self._noise(out)
+        # the unbiased variance over the 2s points is then var_s(mu) + mean_k(sd_k^2)
+        s = mu.shape[-3]
+        b = math.sqrt((2 * s - 1) / (2 * s))
+        a = math.sqrt(s / (s - 1)) * b if s > 1 else 1.0
+        dev = a * (mu - mean)
+        pts = torch.cat([dev + b * sd, dev - b * sd], dim=-3)
+        return mean + self.sigma_scale * pts
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """`batch x n x d` inputs (any dtype and device) to `batch x s x n x m` outputs in the
         inputs' dtype and device; gradients flow back to `X`."""
-        H = self.input_map(X.to(self.device))
-        out = self._members(H) * self.y_std + self.y_mean
-        mean = out.mean(dim=-3, keepdim=True)
-        out = mean + self.sigma_scale * (out - mean)
-        return out.to(X)
+        return self.member_values(self.input_map(X.to(self.device))).to(X)
+
+    def posterior(  # type: ignore[override]
+        self,
+        X: torch.Tensor,
+        output_indices: list[int] | None = None,
+        observation_noise: bool | torch.Tensor = False,
+        posterior_transform: Any = None,
+        **kwargs: Any,
+    ) -> EnsemblePosterior:
+        """BoTorch's ensemble posterior; with `observation_noise=True` and networks that
+        predict their noise, the predictive distribution of a new measurement instead."""
+        if isinstance(observation_noise, torch.Tensor):
+            raise UnsupportedError("network ensembles predict their own noise; pass True")
+        if not observation_noise or self.noise is None:
+            return super().posterior(
+                X, output_indices=output_indices, posterior_transform=posterior_transform
+            )
+        self.eval()
+        values = self.member_values(self.input_map(X.to(self.device)), True).to(X)
+        if output_indices is not None:
+            values = values[..., output_indices]
+        post = EnsemblePosterior(values=values)
+        return posterior_transform(posterior=post, X=X) if posterior_transform else post
 
 
 class DeepEnsembleModel(_NetworkModel):
@@ -116,6 +183,7 @@ class DeepEnsembleModel(_NetworkModel):
         input_map: The fixed `d -> D` input map.
         y_mean, y_std: `m` target standardization the members were trained in.
         sigma_scale: Calibration factor for the spread (scalar or `m`).
+        noise: `gaussian` or `laplace` when the members also output log scales.
     """
 
     def __init__(
@@ -125,8 +193,9 @@ class DeepEnsembleModel(_NetworkModel):
         y_mean: torch.Tensor,
         y_std: torch.Tensor,
         sigma_scale: torch.Tensor | float = 1.0,
+        noise: str | None = None,
     ) -> None:
-        super().__init__(input_map, y_mean, y_std, sigma_scale)
+        super().__init__(input_map, y_mean, y_std, sigma_scale, noise)
         if not nets:
             raise ValueError("an ensemble needs at least one member")
         self.nets = nn.ModuleList(nets)
@@ -161,8 +230,9 @@ class MCDropoutModel(_NetworkModel):
         samples: int,
         seed: int,
         sigma_scale: torch.Tensor | float = 1.0,
+        noise: str | None = None,
     ) -> None:
-        super().__init__(input_map, y_mean, y_std, sigma_scale)
+        super().__init__(input_map, y_mean, y_std, sigma_scale, noise)
         if not net.dropout_layers:
             raise ValueError("MC dropout needs a network with at least one dropout layer")
         if samples < 2:

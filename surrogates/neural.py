@@ -26,6 +26,12 @@ index in a `[structures]` pool, whose crystal graphs the engine gives them with
    every interval to cover the tails (OQMD, ElemNet ensemble: miscalibration area 0.19 with
    it, 0.03 with the curve factor, 0.10 raw).
 
+Noise: with `loss = "laplace_nll"` (or `"gaussian_nll"`) every network also predicts a log
+scale per target and trains on the likelihood, so the predictive spread is the members'
+disagreement plus the noise they predict (heteroscedastic deep ensembles, Lakshminarayanan et
+al. 2017; MC dropout with learned noise, Kendall and Gal 2017). Held-out statistics and the
+calibration factor use that predictive spread; acquisition functions see the members' means.
+
 Warm start: given an earlier fit's state (`warm_start`), the networks start from its weights; the
 output layer is first refitted by least squares to the new targets (which also turns a model
 pretrained on another property or sign into a good start), then training continues with a short
@@ -47,7 +53,15 @@ from surrogates.cgcnn import CGCNNConfig, CGCNNOnIndices
 from surrogates.ensemble import DeepEnsembleModel, InputMap, MCDropoutModel
 from surrogates.featurizers import ELEMNET_ELEMENTS, CompositionError, element_map
 from surrogates.nets import MLP, MLPConfig, elemnet_config
-from surrogates.training import TrainConfig, TrainReport, pick_device, predict, train_network
+from surrogates.training import (
+    LOSSES,
+    NOISE_LOSSES,
+    TrainConfig,
+    TrainReport,
+    pick_device,
+    predict,
+    train_network,
+)
 from surrogates.voxel_cnn import VoxelCNNConfig, VoxelCNNOnIndices
 
 __all__ = [
@@ -164,9 +178,10 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
             f"means 'rms', false 'none'), got {out['calibrate']!r}"
         )
     out["calibrate"] = cal
-    if out["loss"] not in ("mae", "mse"):
+    if out["loss"] not in LOSSES:
         raise UnknownSurrogateError(
-            f"option loss of surrogate '{kind}' must be 'mae' or 'mse', got {out['loss']!r}"
+            f"option loss of surrogate '{kind}' must be one of {', '.join(LOSSES)} (the *_nll "
+            f"losses also predict each point's noise), got {out['loss']!r}"
         )
     if "size" in out and out["size"] not in ("full", "small", "tiny"):
         raise UnknownSurrogateError(
@@ -219,6 +234,15 @@ class NeuralSurrogate(Surrogate):
         super().__init__(**options)
         self.opts = _check_options(type(self).kind or "?", options, self.defaults)
 
+    @property
+    def noise(self) -> str | None:
+        """The noise distribution the networks predict (`gaussian`/`laplace`), or `None`."""
+        return NOISE_LOSSES.get(self.opts["loss"])
+
+    def _out_width(self, m: int) -> int:
+        """Network outputs for `m` targets: a mean each, and a log scale each with noise."""
+        return 2 * m if self.noise else m
+
     # -- pieces the families differ in ---------------------------------------------------------
     def _input_map(self, d: int, bounds: torch.Tensor, input_names: list[str] | None) -> InputMap:
         if not self.elemnet:
@@ -250,7 +274,10 @@ class NeuralSurrogate(Surrogate):
     def _arch(self, in_dim: int, m: int) -> Any:
         if self.elemnet:
             return elemnet_config(
-                self.opts["size"], in_dim=in_dim, out_dim=m, dropout_scale=self._dropout_scale()
+                self.opts["size"],
+                in_dim=in_dim,
+                out_dim=self._out_width(m),
+                dropout_scale=self._dropout_scale(),
             )
         hidden = self.opts["hidden"]
         p = float(self.opts.get("dropout", 0.0)) if self.method == "dropout" else 0.0
@@ -258,16 +285,18 @@ class NeuralSurrogate(Surrogate):
             in_dim=in_dim,
             widths=tuple(hidden),
             dropouts=tuple(p for _ in hidden),
-            out_dim=m,
+            out_dim=self._out_width(m),
         )
 
     def _warm_arch(self, arch: Any, warm: dict[str, Any], m: int) -> Any:
         """The warm networks' widths with this fit's dropout (dropout holds no weights, so a
-        pretrained ensemble without dropout can start an MC-dropout fit) and `m` outputs."""
+        pretrained ensemble without dropout can start an MC-dropout fit) and outputs."""
         warm_arch = MLPConfig.from_dict(warm["arch"])
         same_depth = len(warm_arch.widths) == len(arch.widths)
         return replace(
-            warm_arch, out_dim=m, dropouts=arch.dropouts if same_depth else warm_arch.dropouts
+            warm_arch,
+            out_dim=self._out_width(m),
+            dropouts=arch.dropouts if same_depth else warm_arch.dropouts,
         )
 
     def _arch_from_dict(self, d: dict[str, Any]) -> Any:
@@ -379,6 +408,7 @@ class NeuralSurrogate(Surrogate):
                 for k, f in factors.items()
             },
             "n_heldout": int(held_idx.numel()),
+            "noise": self.noise,
             "warm_start": warm is not None,
             "parameters": sum(p.numel() for p in model.parameters()),
             "epochs": [r.epochs for r in reports],
@@ -433,15 +463,27 @@ class NeuralSurrogate(Surrogate):
         sd = sds[k % len(sds)]
         hw = next(key for key in sd if key.endswith("head.weight"))
         hb = hw[: -len("weight")] + "bias"
-        if sd[hw].shape[0] != arch.out_dim:
-            # a single-output pretrained net starting a multi-output fit: every output
-            # starts from the same head, which the least-squares refit then adapts
+        m = Ys.shape[1]
+        warm_noise = warm.get("noise") is not None
+        warm_m = sd[hw].shape[0] // 2 if warm_noise else sd[hw].shape[0]
+        # keep the warm net's noise rows only when they predict the same targets
+        keep_noise = bool(self.noise) and warm_noise and warm_m == m
+        if sd[hw].shape[0] != arch.out_dim or (self.noise and not keep_noise):
+            W, B = sd[hw][:warm_m], sd[hb][:warm_m]
+            if warm_m != m:
+                # a single-output pretrained net starting a multi-output fit: every output
+                # starts from the same head, which the least-squares refit then adapts
+                W, B = W[:1].repeat(m, 1), B[:1].repeat(m)
+            if self.noise:
+                # noise rows: the warm net's, else a constant set by the refit below
+                W2 = sd[hw][m : 2 * m] if keep_noise else torch.zeros_like(W)
+                B2 = sd[hb][m : 2 * m] if keep_noise else torch.zeros_like(B)
+                W, B = torch.cat([W, W2]), torch.cat([B, B2])
             sd = dict(sd)
-            sd[hw] = sd[hw][:1].repeat(arch.out_dim, 1)
-            sd[hb] = sd[hb][:1].repeat(arch.out_dim)
+            sd[hw], sd[hb] = W, B
         self._load_warm(net, sd)
         if fit_idx.numel() >= HEAD_REFIT_MIN:
-            _refit_head(net, H[fit_idx], Ys[fit_idx])
+            _refit_head(net, H[fit_idx], Ys[fit_idx], self.noise, reset_noise=not keep_noise)
         return net
 
     def _train(
@@ -485,6 +527,7 @@ class NeuralSurrogate(Surrogate):
             "y_std": y_std.detach().cpu(),
             "sigma_scale": scale.detach().cpu(),
             "seed": int(seed),
+            "noise": model.noise,
         }
         if isinstance(model, DeepEnsembleModel):
             st["members"] = [_cpu_state(net) for net in model.nets]
@@ -499,8 +542,14 @@ def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
-def _refit_head(net: MLP, H: torch.Tensor, Ys: torch.Tensor) -> None:
-    """Least-squares refit of the output layer on the body's features (per output)."""
+def _refit_head(
+    net: MLP, H: torch.Tensor, Ys: torch.Tensor, noise: str | None = None, reset_noise: bool = True
+) -> None:
+    """Least-squares refit of the output layer's means on the body's features (per output).
+
+    With `noise`, the log-scale rows are kept, or (`reset_noise`) set to the constant that
+    fits the refit's residuals: the log rms for Gaussian noise, the log mean |r| for Laplace.
+    """
     with torch.no_grad():
         was = net.training
         net.eval()
@@ -512,8 +561,14 @@ def _refit_head(net: MLP, H: torch.Tensor, Ys: torch.Tensor) -> None:
         lam = 1e-3 * float((A * A).sum() / max(1, A.shape[0]))
         AtA = A.T @ A + lam * torch.eye(A.shape[1], device=A.device)
         W = torch.linalg.solve(AtA, A.T @ Ys.float())  # `(F + 1) x m`
-        net.head.weight.copy_(W[:-1].T)
-        net.head.bias.copy_(W[-1])
+        m = Ys.shape[1]
+        net.head.weight[:m].copy_(W[:-1].T)
+        net.head.bias[:m].copy_(W[-1])
+        if noise and reset_noise:
+            r = Ys.float() - A @ W
+            spread = r.pow(2).mean(0).sqrt() if noise == "gaussian" else r.abs().mean(0)
+            net.head.weight[m:].zero_()
+            net.head.bias[m:].copy_(spread.clamp_min(1e-3).log())
 
 
 class _EnsembleFamily(NeuralSurrogate):
@@ -561,7 +616,7 @@ class _EnsembleFamily(NeuralSurrogate):
             nets.append(net)
             reports.append(rep)
             val_sets.append(val)
-        model = DeepEnsembleModel(nets, imap, y_mean, y_std).to(dev)
+        model = DeepEnsembleModel(nets, imap, y_mean, y_std, noise=self.noise).to(dev)
         if not crossfit:
             held_idx = cal_idx
             mu, sd = _posterior_stats(model, H[cal_idx], y_mean, y_std)
@@ -569,7 +624,8 @@ class _EnsembleFamily(NeuralSurrogate):
             # out-of-fold means from the members that held each row out; the spread is the
             # whole ensemble's at that row
             held_idx = train_idx.sort().values
-            outs = torch.stack([predict(net, H[held_idx], device=dev) for net in nets])
+            m = Ys.shape[1]
+            outs = torch.stack([predict(net, H[held_idx], device=dev)[:, :m] for net in nets])
             outs = (outs * y_std + y_mean).cpu()  # `K x n x m`
             pos = {int(r): i for i, r in enumerate(held_idx)}
             total = torch.zeros_like(outs[0])
@@ -579,7 +635,10 @@ class _EnsembleFamily(NeuralSurrogate):
                 total[rows] += outs[k, rows]
                 count[rows] += 1
             mu = total / count.clamp_min(1)
-            sd = outs.std(0) if K > 1 else torch.full_like(mu, float("nan"))
+            if K > 1 or self.noise:
+                _, sd = _posterior_stats(model, H[held_idx], y_mean, y_std)
+            else:
+                sd = torch.full_like(mu, float("nan"))
         else:
             held_idx = torch.zeros(0, dtype=torch.long)
             mu = torch.zeros(0, Ys.shape[1])
@@ -594,7 +653,12 @@ class _EnsembleFamily(NeuralSurrogate):
             net.load_state_dict(sd)
             nets.append(net.eval())
         model = DeepEnsembleModel(
-            nets, imap, state["y_mean"], state["y_std"], state["sigma_scale"]
+            nets,
+            imap,
+            state["y_mean"],
+            state["y_std"],
+            state["sigma_scale"],
+            noise=state.get("noise"),
         ).to(dev)
         return _rebuilt(model, state, t0, dev)
 
@@ -626,7 +690,13 @@ class _DropoutFamily(NeuralSurrogate):
         # masks depend on the data size too, so each proposal round (one more batch measured)
         # draws new ones while a refit on the same data reproduces them
         model = MCDropoutModel(
-            net, imap, y_mean, y_std, samples=int(self.opts["samples"]), seed=_mask_seed(seed, H)
+            net,
+            imap,
+            y_mean,
+            y_std,
+            samples=int(self.opts["samples"]),
+            seed=_mask_seed(seed, H),
+            noise=self.noise,
         ).to(dev)
         held_idx = cal_idx if cal_idx.numel() else val.sort().values
         mu, sd = _posterior_stats(model, H[held_idx], y_mean, y_std)
@@ -643,6 +713,7 @@ class _DropoutFamily(NeuralSurrogate):
             samples=int(state["samples"]),
             seed=int(state["mask_seed"]),
             sigma_scale=state["sigma_scale"],
+            noise=state.get("noise"),
         ).to(dev)
         return _rebuilt(model, state, t0, dev)
 
@@ -681,12 +752,13 @@ def _mask_seed(seed: int, H: torch.Tensor) -> int:
 def _posterior_stats(
     model: Any, H: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor, chunk: int = 8192
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Uncalibrated `k x m` mean and std of the model's members at features `H` (CPU)."""
+    """`k x m` mean and predictive std at features `H` (CPU): the members' spread, plus their
+    noise when they predict it; calibrated by the model's current `sigma_scale`."""
     model.eval()
     mus, sds = [], []
     with torch.no_grad():
         for s in range(0, H.shape[0], chunk):
-            out = model._members(H[s : s + chunk]) * model.y_std + model.y_mean
+            out = model.member_values(H[s : s + chunk], observation_noise=True)
             mus.append(out.mean(-3).cpu())
             sds.append(out.std(-3).cpu())
     m = y_mean.numel()
@@ -732,7 +804,8 @@ class DeepEnsemble(_EnsembleFamily):
 
     Options: `members` (5), `bootstrap` (false), `hidden` ([128, 128]) and the training options
     `epochs`, `patience`, `warm_patience`, `time_budget` (seconds for the whole fit),
-    `batch_size`, `lr`, `weight_decay`, `loss` (mse|mae), `val_fraction`, `cal_fraction`,
+    `batch_size`, `lr`, `weight_decay`, `loss` (mse, mae, gaussian_nll or laplace_nll: the
+    last two also predict each point's noise), `val_fraction`, `cal_fraction`,
     `calibrate`, `amp`.
     """
 
@@ -807,12 +880,14 @@ class _CrystalGraphFamily(NeuralSurrogate):
             embed=int(self.opts["embed"]),
             n_conv=int(self.opts["convs"]),
             hidden=int(self.opts["width"]),
-            out_dim=m,
+            out_dim=self._out_width(m),
             dropout=p,
         )
 
     def _warm_arch(self, arch: Any, warm: dict[str, Any], m: int) -> CGCNNConfig:
-        return replace(CGCNNConfig.from_dict(warm["arch"]), out_dim=m, dropout=arch.dropout)
+        return replace(
+            CGCNNConfig.from_dict(warm["arch"]), out_dim=self._out_width(m), dropout=arch.dropout
+        )
 
     def _arch_from_dict(self, d: dict[str, Any]) -> CGCNNConfig:
         return CGCNNConfig.from_dict(d)
@@ -896,12 +971,16 @@ class _VoxelFamily(NeuralSurrogate):
             dim=self._images.dim() - 1,
             channels=tuple(self.opts["channels"]),
             hidden=int(self.opts["width"]),
-            out_dim=m,
+            out_dim=self._out_width(m),
             dropout=p,
         )
 
     def _warm_arch(self, arch: Any, warm: dict[str, Any], m: int) -> VoxelCNNConfig:
-        return replace(VoxelCNNConfig.from_dict(warm["arch"]), out_dim=m, dropout=arch.dropout)
+        return replace(
+            VoxelCNNConfig.from_dict(warm["arch"]),
+            out_dim=self._out_width(m),
+            dropout=arch.dropout,
+        )
 
     def _arch_from_dict(self, d: dict[str, Any]) -> VoxelCNNConfig:
         return VoxelCNNConfig.from_dict(d)

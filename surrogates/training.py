@@ -12,13 +12,44 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
-__all__ = ["TrainConfig", "TrainReport", "train_network", "pick_device", "predict"]
+__all__ = [
+    "TrainConfig",
+    "TrainReport",
+    "train_network",
+    "pick_device",
+    "predict",
+    "LOSSES",
+    "NOISE_LOSSES",
+    "noise_sd",
+    "LOG_SCALE_LIMITS",
+]
+
+#: Training losses. The `*_nll` ones train a network with two outputs per target, a mean and a
+#: log scale (heteroscedastic, aleatoric noise: Nix and Weigend 1994; the proper scoring rule
+#: of deep ensembles, Lakshminarayanan et al. 2017), by the negative log likelihood of a
+#: Gaussian or a Laplace distribution (the likelihood whose maximum is ElemNet's MAE loss).
+LOSSES = ("mae", "mse", "gaussian_nll", "laplace_nll")
+#: The losses that make a network predict its own noise, and the distribution each assumes.
+NOISE_LOSSES = {"gaussian_nll": "gaussian", "laplace_nll": "laplace"}
+#: Bounds on the predicted log scale in standardized units (`exp(-7)` is 0.1% of the target's
+#: standard deviation): outside them the likelihood's gradient vanishes or explodes.
+LOG_SCALE_LIMITS = (-7.0, 5.0)
+
+
+def noise_sd(log_scale: torch.Tensor, noise: str) -> torch.Tensor:
+    """The standard deviation of the noise distribution with the given (raw) log scale.
+
+    Gaussian: the scale is the standard deviation; Laplace: `sd = sqrt(2) * b`.
+    """
+    sd = log_scale.clamp(*LOG_SCALE_LIMITS).exp()
+    return sd * math.sqrt(2.0) if noise == "laplace" else sd
 
 
 def pick_device(device: torch.device | str | None = None) -> torch.device:
@@ -48,7 +79,8 @@ class TrainConfig:
         optimizer: `adamw`, or `sgd` with Nesterov-free momentum `momentum` (Xie and Grossman
             2018 trained CGCNN with SGD, momentum 0.9).
         momentum: SGD momentum (unused by AdamW).
-        loss: `mae` (ElemNet's) or `mse`.
+        loss: `mae` (ElemNet's), `mse`, or `gaussian_nll` / `laplace_nll`, for which the
+            network has `2m` outputs, `m` means then `m` log scales (see `LOSSES`).
         amp: Use bfloat16 autocast when training on CUDA.
         schedule: `plateau` halves the learning rate after `patience // 3` epochs without a
             better validation loss; `budget` decays it linearly to 2% over `time_budget` (the
@@ -62,7 +94,7 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    loss: Literal["mae", "mse"] = "mse"
+    loss: Literal["mae", "mse", "gaussian_nll", "laplace_nll"] = "mse"
     amp: bool = True
     schedule: Literal["plateau", "budget"] = "plateau"
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -79,8 +111,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.loss not in ("mae", "mse"):
-            raise ValueError(f"loss must be 'mae' or 'mse', got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
         if self.schedule not in ("plateau", "budget"):
@@ -116,7 +148,28 @@ class TrainReport:
     val_history: tuple[float, ...] = ()
 
 
-def _loss_fn(kind: str) -> nn.Module:
+def _nll(noise: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    lo, hi = LOG_SCALE_LIMITS
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        m = y.shape[-1]
+        if out.shape[-1] != 2 * m:
+            raise ValueError(
+                f"loss '{noise}_nll' needs {2 * m} network outputs (a mean and a log scale per "
+                f"target), got {out.shape[-1]}"
+            )
+        mu, log_s = out[..., :m], out[..., m:].clamp(lo, hi)
+        r = (y - mu) * torch.exp(-log_s)
+        # the negative log likelihood up to a constant, per target value
+        per = log_s + 0.5 * r * r if noise == "gaussian" else log_s + r.abs()
+        return per.mean()
+
+    return loss
+
+
+def _loss_fn(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if kind in NOISE_LOSSES:
+        return _nll(NOISE_LOSSES[kind])
     return nn.L1Loss() if kind == "mae" else nn.MSELoss()
 
 
@@ -131,7 +184,8 @@ def train_network(
     seed: int = 0,
     device: torch.device,
 ) -> TrainReport:
-    """Train `net` in place on `n x d` inputs and `n x m` standardized targets.
+    """Train `net` in place on `n x d` inputs and `n x m` standardized targets (the network
+    has `m` outputs, or `2m` with a noise-predicting loss).
 
     Args:
         X_val, y_val: Validation split for early stopping; without one the loop runs

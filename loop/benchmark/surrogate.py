@@ -31,6 +31,7 @@ __all__ = [
     "SurrogateBenchmark",
     "Prediction",
     "known_models",
+    "family_of",
     "check_models",
     "parse_option",
     "parse_value",
@@ -58,6 +59,12 @@ def known_models() -> list[str]:
 
     load_builtin()
     return [*BUILTIN_MODELS, *sorted(n for n in SURROGATES if n not in BUILTIN_MODELS)]
+
+
+def family_of(model: str) -> str:
+    """The family of a benchmark model name: `elemnet-ensemble@nll` is an `elemnet-ensemble`
+    under its own label, so one run can compare one family under two sets of options."""
+    return model.partition("@")[0]
 
 
 def parse_value(raw: str) -> Any:
@@ -117,8 +124,15 @@ def check_models(models: list[str], options: dict[str, dict[str, Any]]) -> None:
         raise LoopError("no --model given", f"pass one or more of: {', '.join(known_models())}")
     known = known_models()
     for m in models:
-        if m not in known:
-            raise LoopError(f"unknown model '{m}'", f"known models: {', '.join(known)}")
+        family, at, label = m.partition("@")
+        if family not in known:
+            raise LoopError(f"unknown model '{family}'", f"known models: {', '.join(known)}")
+        if at and (not label or family in BUILTIN_MODELS):
+            raise LoopError(
+                f"model name '{m}' is not FAMILY@LABEL for a surrogate family",
+                "label a surrogate family, e.g. -m elemnet-ensemble@nll "
+                "--option elemnet-ensemble@nll:loss=laplace_nll",
+            )
     dup = sorted({m for m in models if models.count(m) > 1})
     if dup:
         raise LoopError(f"model(s) {dup} given twice", "name each --model once")
@@ -144,7 +158,7 @@ def check_models(models: list[str], options: dict[str, dict[str, Any]]) -> None:
         if m in BUILTIN_MODELS:
             continue
         try:
-            make_surrogate(m, options.get(m, {}))
+            make_surrogate(family_of(m), options.get(m, {}))
         except (UnknownSurrogateError, ValueError, TypeError) as err:
             raise LoopError(
                 f"model '{m}': {err}", "fix the --option values for that model"
@@ -310,7 +324,8 @@ def _fit_registry(
     from surrogates import make_surrogate
     from surrogates.featurizers import ELEMNET_ELEMENTS
 
-    s = make_surrogate(name, opts)
+    family = family_of(name)
+    s = make_surrogate(family, opts)
     names: list[str] | None = list(ELEMNET_ELEMENTS)
     if s.needs_structures:
         # the inputs are row indices into the table's crystal graphs
@@ -328,8 +343,8 @@ def _fit_registry(
     else:
         d = Xtr.shape[1]
         bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
-    Y = torch.as_tensor(ytr, dtype=torch.float64 if name == "gp" else torch.float32)
-    X = Xtr.double() if name == "gp" else Xtr
+    Y = torch.as_tensor(ytr, dtype=torch.float64 if family == "gp" else torch.float32)
+    X = Xtr.double() if family == "gp" else Xtr
     t0 = time.perf_counter()
     fit = s.fit(
         X,
@@ -347,7 +362,10 @@ def _fit_registry(
     means, sigmas = [], []
     with torch.no_grad():
         for i in range(0, Xte.shape[0], CHUNK):
-            post: Any = model.posterior(Xte[i : i + CHUNK].to(device=dev, dtype=dtype))
+            # networks that predict their noise are scored on their predictive distribution
+            noisy = bool(getattr(model, "predicts_noise", False))
+            xb = Xte[i : i + CHUNK].to(device=dev, dtype=dtype)
+            post: Any = model.posterior(xb, observation_noise=noisy)
             means.append(post.mean.reshape(-1).double().cpu().numpy())
             sigmas.append(post.variance.clamp_min(0).sqrt().reshape(-1).double().cpu().numpy())
     t2 = time.perf_counter()
@@ -483,7 +501,7 @@ def run_surrogate_benchmark(
             elif m == "rf":
                 pred = _fit_rf(Xtr, ytr, Xte, opts, bench.seed)
             else:
-                ws = warm_start if m not in NOT_WARM_STARTED else None
+                ws = warm_start if family_of(m) not in NOT_WARM_STARTED else None
                 pred = _fit_registry(
                     m,
                     opts,

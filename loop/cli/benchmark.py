@@ -172,7 +172,8 @@ def surrogate(
         ...,
         "--model",
         "-m",
-        help="Repeat to compare: mean, rf, or a surrogate family (gp, elemnet-ensemble, ...).",
+        help="Repeat to compare: mean, rf, or a surrogate family (gp, elemnet-ensemble, ...); "
+        "FAMILY@LABEL runs a family again under other options (elemnet-ensemble@nll).",
     ),
     options: list[str] = typer.Option(
         [],
@@ -232,6 +233,7 @@ def surrogate(
     from loop.benchmark.surrogate import (
         SurrogateBenchmark,
         check_models,
+        family_of,
         model_options,
         plan_splits,
         run_surrogate_benchmark,
@@ -275,7 +277,7 @@ def surrogate(
 
     load_builtin()
     structural = any(
-        getattr(SURROGATES.get(m), "needs_structures", False) for m in models
+        getattr(SURROGATES.get(family_of(m)), "needs_structures", False) for m in models
     ) or data.name.endswith((".json", ".json.gz"))
     if structural:
         from loop.benchmark.surrogate_data import load_structure_benchmark_table
@@ -412,7 +414,7 @@ def screen(
     from dataclasses import asdict
 
     from loop.benchmark.screening import screening_throughput
-    from loop.benchmark.surrogate import check_models, model_options
+    from loop.benchmark.surrogate import check_models, family_of, model_options
     from loop.errors import LoopError
 
     opts = model_options(option)
@@ -428,7 +430,7 @@ def screen(
     for name in model:
         try:
             res = screening_throughput(
-                name,
+                family_of(name),
                 opts.get(name, {}),
                 elements=els,
                 pool_size=pool,

@@ -171,3 +171,36 @@ def test_screen_times_a_composition_pool(tmp_path: Path) -> None:
     err = cli.fails("benchmark", "screen", "--elements", "Li,O", "--pool", "1000")
     assert "holds 21 compositions, fewer than the pool of 1,000" in err
     assert "are benchmark baselines" in cli.fails("benchmark", "screen", "-m", "rf")
+
+
+def test_one_family_under_two_labels_with_its_noise(tmp_path: Path) -> None:
+    """FAMILY@LABEL runs a family again under other options, side by side on the same split;
+    a likelihood loss makes the networks predict their noise, which the scores then include."""
+    nll = [a.replace("elemnet-ensemble:", "elemnet-ensemble@nll:") for a in TINY]
+    doc = _run(
+        Cli(tmp_path), tmp_path / "lab", "--split", "fixed",
+        "-m", "elemnet-ensemble", *TINY,
+        "-m", "elemnet-ensemble@nll", *nll, "--option", "elemnet-ensemble@nll:loss=laplace_nll",
+    )  # fmt: skip
+    models = doc["models"]
+    assert list(models) == ["elemnet-ensemble", "elemnet-ensemble@nll"]
+    assert models["elemnet-ensemble@nll"]["options"]["loss"] == "laplace_nll"
+    (plain,), (noisy,) = models["elemnet-ensemble"]["folds"], models["elemnet-ensemble@nll"]["folds"]
+    assert plain["n_test"] == noisy["n_test"] == 60
+    assert plain["info"]["noise"] is None and noisy["info"]["noise"] == "laplace"
+    assert noisy["metrics"]["mae"] < 1.0 and noisy["metrics"]["nll"] is not None
+    md = (tmp_path / "lab" / "results.md").read_text()
+    assert "| elemnet-ensemble@nll (size=tiny" in md
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("rf@x", "is not FAMILY@LABEL"), ("elemnet-ensemble@", "is not FAMILY@LABEL"),
+     ("nope@x", "unknown model 'nope'")],
+)  # fmt: skip
+def test_bad_labels_are_refused(tmp_path: Path, model: str, expected: str) -> None:
+    err = Cli(tmp_path).fails(
+        "benchmark", "surrogate", "--data", SLICE, "-o", tmp_path / "never", "-m", model
+    )
+    assert expected in err
+    assert not (tmp_path / "never").exists()

@@ -263,3 +263,88 @@ def test_calibrate_option_picks_the_applied_factor() -> None:
     assert off.info["calibration"] == "none" and off.info["sigma_scale"] == 1.0
     with pytest.raises(UnknownSurrogateError, match="calibrate"):
         make_surrogate("ensemble", {"calibrate": "isotonic"})
+
+
+def _noisy_data(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A trend with noise sd 0.05 where x0 < 0.5 and 0.5 above it."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 2, generator=g, dtype=torch.double)
+    sd = torch.where(X[:, :1] < 0.5, 0.05, 0.5).double()
+    return X, X[:, 1:] * 2 + sd * torch.randn(n, 1, generator=g).double()
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "points"),
+    [
+        ("ensemble", {"members": 3}, 3),
+        ("mc-dropout", {"samples": 4, "dropout": 0.1}, 4),
+    ],
+)
+@pytest.mark.parametrize("loss", ["laplace_nll", "gaussian_nll"])
+def test_networks_that_predict_their_noise(name: str, opts: dict, points: int, loss: str) -> None:
+    from botorch.exceptions.errors import UnsupportedError
+
+    X, Y = _noisy_data()
+    sur = make_surrogate(name, {**opts, "hidden": [32, 32], "epochs": 150, "loss": loss})
+    fit = sur.fit(X, Y, bounds=_bounds(2), seed=0)
+    model = fit.model
+    assert model.predicts_noise and fit.info["noise"] == loss.split("_")[0]
+    Xt = torch.rand(200, 2, dtype=torch.double)
+    with torch.no_grad():
+        latent = model.posterior(Xt)
+        pred = model.posterior(Xt, observation_noise=True)
+        # the latent posterior has one point per member; the predictive one two
+        assert latent.values.shape == (points, 200, 1)
+        assert pred.values.shape == (2 * points, 200, 1)
+        assert torch.allclose(pred.mean, latent.mean, atol=1e-6)
+        # predictive variance: the members' variance plus their mean noise variance, exactly
+        H = model.input_map(Xt.float())
+        out = model._members(H)
+        noise_var = (model._noise(out) * model.sigma_scale).pow(2).mean(0)
+        assert torch.allclose(pred.variance.float(), latent.variance.float() + noise_var, rtol=1e-4)
+        # the learned noise follows the data (ten times larger on the noisy half); dropout
+        # masks add the same epistemic spread to both halves
+        quiet = Xt[:, :1] < 0.4
+        loud = Xt[:, :1] > 0.6
+        sd = pred.variance.sqrt()
+        assert float(sd[loud].mean()) > 2.5 * float(sd[quiet].mean())
+    # held-out spreads are the predictive ones, which calibration then barely has to scale
+    assert 0.5 < float(fit.info["sigma_scale"]) < 2.0
+    with pytest.raises(UnsupportedError, match="own noise"):
+        model.posterior(Xt, observation_noise=torch.ones(200, 1))
+    # the checkpoint round-trips with its noise
+    buf = __import__("io").BytesIO()
+    torch.save(fit.state, buf)
+    state = torch.load(__import__("io").BytesIO(buf.getvalue()), weights_only=True)
+    again = sur.fit(X, Y, bounds=_bounds(2), seed=0, state=state).model
+    with torch.no_grad():
+        assert torch.allclose(
+            again.posterior(Xt, observation_noise=True).variance, pred.variance, atol=1e-6
+        )
+    # acquisition sees the latent posterior and stays differentiable
+    acqf = build_acquisition("qucb", model, AcquisitionContext(X_baseline=X, Y=Y, seed=0))
+    Xq = torch.rand(3, 2, 2, dtype=torch.double, requires_grad=True)
+    acqf(Xq).sum().backward()
+    assert Xq.grad is not None and bool(torch.isfinite(Xq.grad).all())
+
+
+def test_warm_start_between_noise_and_plain_networks() -> None:
+    X, Y = _noisy_data(n=200)
+    b = _bounds(2)
+    plain = make_surrogate("ensemble", {"members": 2, "hidden": [16, 16], "epochs": 60})
+    noisy = make_surrogate(
+        "ensemble", {"members": 2, "hidden": [16, 16], "epochs": 60, "loss": "laplace_nll"}
+    )
+    p = plain.fit(X, Y, bounds=b, seed=0)
+    # plain -> noise: the head gains log-scale rows, set from the refit's residuals
+    n1 = noisy.fit(X, Y, bounds=b, seed=1, warm_start=p.state)
+    assert n1.info["warm_start"] is True and n1.model.nets[0].head.out_features == 2
+    assert bool(torch.isfinite(n1.model.posterior(X, observation_noise=True).variance).all())
+    # noise -> noise keeps them; noise -> plain drops them
+    n2 = noisy.fit(X, Y, bounds=b, seed=2, warm_start=n1.state)
+    assert n2.info["warm_start"] is True
+    p2 = plain.fit(X, Y, bounds=b, seed=2, warm_start=n1.state)
+    assert p2.info["warm_start"] is True and p2.model.nets[0].head.out_features == 1
+    assert not p2.model.predicts_noise
+    mae = float((p2.model.posterior(X).mean - Y).abs().mean())
+    assert mae < float((Y - Y.mean()).abs().mean())

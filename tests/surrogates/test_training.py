@@ -61,3 +61,38 @@ def test_sgd_with_momentum_fits_and_bad_options_are_named() -> None:
         make_surrogate("ensemble", {"momentum": 1.5})
     with pytest.raises(ValueError, match="momentum"):
         TrainConfig(optimizer="sgd", momentum=1.0)
+
+
+@pytest.mark.parametrize("loss", ["gaussian_nll", "laplace_nll"])
+def test_likelihood_losses_learn_the_noise_level(loss: str) -> None:
+    """Quiet on the left half, noisy on the right: the log-scale output learns both levels."""
+    from surrogates.training import noise_sd
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(2000, 1, generator=g)
+    true_sd = torch.where(X < 0.5, 0.1, 1.0)
+    y = 2 * X + true_sd * torch.randn(2000, 1, generator=g)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    cfg = TrainConfig(max_epochs=60, batch_size=128, lr=3e-3, loss=loss)  # type: ignore[arg-type]
+    train_network(net, X, y, cfg, device=torch.device("cpu"), seed=0)
+    with torch.no_grad():
+        out = net(torch.tensor([[0.2], [0.3], [0.7], [0.8]]))
+    sd = noise_sd(out[:, 1:], "gaussian" if loss == "gaussian_nll" else "laplace").squeeze(-1)
+    assert torch.allclose(sd[:2], torch.full((2,), 0.1), rtol=0.5), sd
+    assert torch.allclose(sd[2:], torch.full((2,), 1.0), rtol=0.35), sd
+    # the mean is still the trend
+    assert torch.allclose(out[:2, 0], torch.tensor([0.4, 0.6]), atol=0.1), out
+
+
+def test_likelihood_loss_needs_two_outputs_per_target() -> None:
+    net = nn.Linear(3, 1)
+    X, y = torch.randn(8, 3), torch.randn(8, 1)
+    with pytest.raises(ValueError, match="needs 2 network outputs"):
+        train_network(
+            net, X, y, TrainConfig(max_epochs=1, loss="laplace_nll"), device=torch.device("cpu")
+        )
+    with pytest.raises(ValueError, match="laplace_nll"):
+        TrainConfig(loss="nll")  # type: ignore[arg-type]
+    with pytest.raises(UnknownSurrogateError, match="gaussian_nll"):
+        make_surrogate("ensemble", {"loss": "huber"})
