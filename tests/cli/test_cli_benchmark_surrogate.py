@@ -185,7 +185,8 @@ def test_one_family_under_two_labels_with_its_noise(tmp_path: Path) -> None:
     models = doc["models"]
     assert list(models) == ["elemnet-ensemble", "elemnet-ensemble@nll"]
     assert models["elemnet-ensemble@nll"]["options"]["loss"] == "laplace_nll"
-    (plain,), (noisy,) = models["elemnet-ensemble"]["folds"], models["elemnet-ensemble@nll"]["folds"]
+    (plain,) = models["elemnet-ensemble"]["folds"]
+    (noisy,) = models["elemnet-ensemble@nll"]["folds"]
     assert plain["n_test"] == noisy["n_test"] == 60
     assert plain["info"]["noise"] is None and noisy["info"]["noise"] == "laplace"
     assert noisy["metrics"]["mae"] < 1.0 and noisy["metrics"]["nll"] is not None
