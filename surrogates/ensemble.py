@@ -19,7 +19,9 @@ observation noise), and `posterior(X, observation_noise=True)` is the predictive
 a new measurement: each member `k` becomes two ensemble points `mu_k +- sigma_k` (scaled so the
 variance is exactly the members' variance plus their mean noise variance, the deep-ensemble
 mixture of Lakshminarayanan et al. 2017). That is what held-out statistics, calibration and
-benchmarks score.
+benchmarks score. The predicted noise is weighted by `noise_scale` first (a second calibration
+factor), so the predictive variance is `sigma_scale^2 * (var_k(mu_k) + noise_scale^2 *
+mean_k(sigma_k^2))`.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class _NetworkModel(EnsembleModel):
     y_mean: torch.Tensor
     y_std: torch.Tensor
     sigma_scale: torch.Tensor
+    noise_scale: torch.Tensor
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class _NetworkModel(EnsembleModel):
         y_std: torch.Tensor,
         sigma_scale: torch.Tensor | float = 1.0,
         noise: str | None = None,
+        noise_scale: torch.Tensor | float = 1.0,
     ) -> None:
         super().__init__()
         if noise not in (None, "gaussian", "laplace"):
@@ -103,6 +107,8 @@ class _NetworkModel(EnsembleModel):
         self.register_buffer("y_std", y_std.float().reshape(m))
         scale = torch.as_tensor(sigma_scale, dtype=torch.float32).reshape(-1).expand(m).clone()
         self.register_buffer("sigma_scale", scale)
+        nscale = torch.as_tensor(noise_scale, dtype=torch.float32).reshape(-1).expand(m).clone()
+        self.register_buffer("noise_scale", nscale)
 
     @property
     def device(self) -> torch.device:
@@ -118,15 +124,21 @@ class _NetworkModel(EnsembleModel):
             torch.as_tensor(scale, dtype=torch.float32).reshape(-1).expand(self._num_outputs)
         ).to(self.y_mean)
 
+    def set_noise_scale(self, scale: torch.Tensor | float) -> None:
+        self.noise_scale = (
+            torch.as_tensor(scale, dtype=torch.float32).reshape(-1).expand(self._num_outputs)
+        ).to(self.y_mean)
+
     def _members(self, H: torch.Tensor) -> torch.Tensor:
         """`batch x s x n x m` (`2m` with noise) standardized network outputs for
         `batch x n x D` features."""
         raise NotImplementedError
 
     def _noise(self, out: torch.Tensor) -> torch.Tensor:
-        """The members' noise standard deviations in target units from their raw outputs."""
+        """The members' noise standard deviations in target units from their raw outputs,
+        weighted by `noise_scale`."""
         assert self.noise is not None
-        return noise_sd(out[..., self._num_outputs :], self.noise) * self.y_std
+        return noise_sd(out[..., self._num_outputs :], self.noise) * self.y_std * self.noise_scale
 
     def member_values(self, H: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
         """Calibrated ensemble points in target units at `batch x n x D` features:
@@ -184,6 +196,7 @@ class DeepEnsembleModel(_NetworkModel):
         y_mean, y_std: `m` target standardization the members were trained in.
         sigma_scale: Calibration factor for the spread (scalar or `m`).
         noise: `gaussian` or `laplace` when the members also output log scales.
+        noise_scale: Weight of the predicted noise against the members' spread (`m`).
     """
 
     def __init__(
@@ -194,8 +207,9 @@ class DeepEnsembleModel(_NetworkModel):
         y_std: torch.Tensor,
         sigma_scale: torch.Tensor | float = 1.0,
         noise: str | None = None,
+        noise_scale: torch.Tensor | float = 1.0,
     ) -> None:
-        super().__init__(input_map, y_mean, y_std, sigma_scale, noise)
+        super().__init__(input_map, y_mean, y_std, sigma_scale, noise, noise_scale)
         if not nets:
             raise ValueError("an ensemble needs at least one member")
         self.nets = nn.ModuleList(nets)
@@ -231,8 +245,9 @@ class MCDropoutModel(_NetworkModel):
         seed: int,
         sigma_scale: torch.Tensor | float = 1.0,
         noise: str | None = None,
+        noise_scale: torch.Tensor | float = 1.0,
     ) -> None:
-        super().__init__(input_map, y_mean, y_std, sigma_scale, noise)
+        super().__init__(input_map, y_mean, y_std, sigma_scale, noise, noise_scale)
         if not net.dropout_layers:
             raise ValueError("MC dropout needs a network with at least one dropout layer")
         if samples < 2:

@@ -31,6 +31,9 @@ scale per target and trains on the likelihood, so the predictive spread is the m
 disagreement plus the noise they predict (heteroscedastic deep ensembles, Lakshminarayanan et
 al. 2017; MC dropout with learned noise, Kendall and Gal 2017). Held-out statistics and the
 calibration factor use that predictive spread; acquisition functions see the members' means.
+Calibration of such networks first weighs the noise against the members' disagreement (one
+weight per output, `noise_weights`, stored as `noise_scale`; `weigh_noise = false` keeps 1),
+then fits the overall factor.
 
 Warm start: given an earlier fit's state (`warm_start`), the networks start from its weights; the
 output layer is first refitted by least squares to the new targets (which also turns a model
@@ -83,6 +86,10 @@ CAL_MIN_ROWS = 1000
 MIN_CAL_POINTS = 10
 #: Bounds on the calibration factor (a factor outside is a symptom, not a calibration).
 SCALE_LIMITS = (0.01, 1000.0)
+#: Bounds on the weight of the predicted noise against the members' spread.
+NOISE_WEIGHT_LIMITS = (0.1, 10.0)
+#: Total log-likelihood within which weights count as equally good (the one nearest 1 wins).
+NOISE_WEIGHT_TOLERANCE = 1.0
 #: Rows with which warm-start head refits use least squares (fewer: keep the old head).
 HEAD_REFIT_MIN = 5
 
@@ -98,6 +105,7 @@ _COMMON: dict[str, Any] = {
     "val_fraction": 0.1,
     "cal_fraction": 0.1,
     "calibrate": "curve",
+    "weigh_noise": True,
     "amp": True,
     "schedule": "plateau",
     "optimizer": "adamw",
@@ -178,6 +186,11 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
             f"means 'rms', false 'none'), got {out['calibrate']!r}"
         )
     out["calibrate"] = cal
+    if not isinstance(out["weigh_noise"], bool):
+        raise UnknownSurrogateError(
+            f"option weigh_noise of surrogate '{kind}' must be true or false, got "
+            f"{out['weigh_noise']!r}"
+        )
     if out["loss"] not in LOSSES:
         raise UnknownSurrogateError(
             f"option loss of surrogate '{kind}' must be one of {', '.join(LOSSES)} (the *_nll "
@@ -385,11 +398,19 @@ class NeuralSurrogate(Surrogate):
             H, Ys, train_idx, cal_idx, arch, warm, seed, dev, budget, imap, y_mean, y_std, gen
         )
         # held-out predictions (in target units) and the calibration factor
-        held_idx, mu, sd = held
+        held_idx, mu, sd, nv = held
         scale = torch.ones(m)
+        nscale = torch.ones(m)
         calibrated = False
         factors: dict[str, torch.Tensor] = {}
-        if held_idx.numel() >= MIN_CAL_POINTS:
+        enough = held_idx.numel() >= MIN_CAL_POINTS
+        if enough and self.noise and self.opts["calibrate"] != "none" and self.opts["weigh_noise"]:
+            # the weight of the predicted noise against the members' spread first
+            y_held = Y[held_idx].float().cpu()
+            nscale = noise_weights(y_held, mu, (sd.pow(2) - nv).clamp_min(0), nv)
+            model.set_noise_scale(nscale.to(dev))
+            sd = (sd.pow(2) + (nscale.pow(2) - 1) * nv).clamp_min(0).sqrt()
+        if enough:
             factors = calibration_factors(Y[held_idx].float().cpu(), mu, sd)
         if self.opts["calibrate"] != "none" and factors:
             scale = factors[self.opts["calibrate"]]
@@ -409,6 +430,7 @@ class NeuralSurrogate(Surrogate):
             },
             "n_heldout": int(held_idx.numel()),
             "noise": self.noise,
+            "noise_scale": [round(float(s), 6) for s in nscale] if m > 1 else float(nscale[0]),
             "warm_start": warm is not None,
             "parameters": sum(p.numel() for p in model.parameters()),
             "epochs": [r.epochs for r in reports],
@@ -501,7 +523,9 @@ class NeuralSurrogate(Surrogate):
         y_mean: torch.Tensor,
         y_std: torch.Tensor,
         gen: torch.Generator,
-    ) -> tuple[Any, list[TrainReport], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    ) -> tuple[
+        Any, list[TrainReport], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    ]:
         raise NotImplementedError
 
     def _rebuild(
@@ -528,6 +552,7 @@ class NeuralSurrogate(Surrogate):
             "sigma_scale": scale.detach().cpu(),
             "seed": int(seed),
             "noise": model.noise,
+            "noise_scale": model.noise_scale.detach().cpu(),
         }
         if isinstance(model, DeepEnsembleModel):
             st["members"] = [_cpu_state(net) for net in model.nets]
@@ -619,7 +644,7 @@ class _EnsembleFamily(NeuralSurrogate):
         model = DeepEnsembleModel(nets, imap, y_mean, y_std, noise=self.noise).to(dev)
         if not crossfit:
             held_idx = cal_idx
-            mu, sd = _posterior_stats(model, H[cal_idx], y_mean, y_std)
+            mu, sd, nv = _posterior_stats(model, H[cal_idx], y_mean, y_std)
         elif n_folds:
             # out-of-fold means from the members that held each row out; the spread is the
             # whole ensemble's at that row
@@ -636,14 +661,16 @@ class _EnsembleFamily(NeuralSurrogate):
                 count[rows] += 1
             mu = total / count.clamp_min(1)
             if K > 1 or self.noise:
-                _, sd = _posterior_stats(model, H[held_idx], y_mean, y_std)
+                _, sd, nv = _posterior_stats(model, H[held_idx], y_mean, y_std)
             else:
                 sd = torch.full_like(mu, float("nan"))
+                nv = torch.zeros_like(mu)
         else:
             held_idx = torch.zeros(0, dtype=torch.long)
             mu = torch.zeros(0, Ys.shape[1])
             sd = torch.zeros(0, Ys.shape[1])
-        return model, reports, (held_idx, mu, sd)
+            nv = torch.zeros(0, Ys.shape[1])
+        return model, reports, (held_idx, mu, sd, nv)
 
     def _rebuild(self, state, imap, dev, t0):  # type: ignore[no-untyped-def]
         arch = self._arch_from_dict(state["arch"])
@@ -659,6 +686,7 @@ class _EnsembleFamily(NeuralSurrogate):
             state["y_std"],
             state["sigma_scale"],
             noise=state.get("noise"),
+            noise_scale=state.get("noise_scale", 1.0),
         ).to(dev)
         return _rebuilt(model, state, t0, dev)
 
@@ -699,8 +727,8 @@ class _DropoutFamily(NeuralSurrogate):
             noise=self.noise,
         ).to(dev)
         held_idx = cal_idx if cal_idx.numel() else val.sort().values
-        mu, sd = _posterior_stats(model, H[held_idx], y_mean, y_std)
-        return model, [rep], (held_idx, mu, sd)
+        mu, sd, nv = _posterior_stats(model, H[held_idx], y_mean, y_std)
+        return model, [rep], (held_idx, mu, sd, nv)
 
     def _rebuild(self, state, imap, dev, t0):  # type: ignore[no-untyped-def]
         net = self._make_net(self._arch_from_dict(state["arch"]))
@@ -714,6 +742,7 @@ class _DropoutFamily(NeuralSurrogate):
             seed=int(state["mask_seed"]),
             sigma_scale=state["sigma_scale"],
             noise=state.get("noise"),
+            noise_scale=state.get("noise_scale", 1.0),
         ).to(dev)
         return _rebuilt(model, state, t0, dev)
 
@@ -745,26 +774,69 @@ def calibration_factors(
     return {"rms": rms.clamp(lo, hi), "curve": curve.clamp(lo, hi)}
 
 
+def noise_weights(
+    y: torch.Tensor, mu: torch.Tensor, spread_var: torch.Tensor, noise_var: torch.Tensor
+) -> torch.Tensor:
+    """Weights (one per output) of the predicted noise against the members' spread.
+
+    From held-out `k x m` truths, means, member variances and predicted noise variances: the
+    weight `w` on a log grid over `NOISE_WEIGHT_LIMITS` whose spread `sqrt(var + w^2 noise)`
+    gives the held-out errors the highest Laplace likelihood once the overall scale is fitted
+    too (the profile `mean log s + log mean(|e| / s)`); of weights whose total log-likelihood
+    is within `NOISE_WEIGHT_TOLERANCE` of the best, the one nearest 1. Only the ratio of the
+    two parts is fitted here; the overall scale is `calibration_factors`' job. Laplace rather
+    than Gaussian, because the errors of composition models are heavy-tailed and a Gaussian
+    likelihood lets a few outliers pick the weight.
+    """
+    lo, hi = NOISE_WEIGHT_LIMITS
+    grid = torch.cat(
+        [torch.logspace(math.log10(lo), math.log10(hi), 41, dtype=torch.float64), torch.ones(1)]
+    )
+    err = (y - mu).abs().double()
+    out = torch.ones(y.shape[1])
+    for j in range(y.shape[1]):
+        v = spread_var[:, j].double()[None, :] + grid[:, None] ** 2 * noise_var[:, j].double()
+        sd = v.clamp_min(1e-24).sqrt()  # `g x k`
+        score = sd.log().mean(1) + (err[:, j][None, :] / sd).mean(1).clamp_min(1e-300).log()
+        score = torch.nan_to_num(score, nan=math.inf)
+        if not bool(torch.isfinite(score).any()):
+            continue
+        # where the likelihood is flat (one part explains nothing), stay nearest to 1
+        near = score <= score.min() + NOISE_WEIGHT_TOLERANCE / max(1, err.shape[0])
+        out[j] = float(grid[near][int(grid[near].log().abs().argmin())])
+    return out
+
+
 def _mask_seed(seed: int, H: torch.Tensor) -> int:
     return (seed * 100003 + int(H.shape[0])) % (2**31)
 
 
 def _posterior_stats(
     model: Any, H: torch.Tensor, y_mean: torch.Tensor, y_std: torch.Tensor, chunk: int = 8192
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`k x m` mean and predictive std at features `H` (CPU): the members' spread, plus their
-    noise when they predict it; calibrated by the model's current `sigma_scale`."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`k x m` mean, predictive std and noise variance at features `H` (CPU).
+
+    The std is the members' spread, plus their noise when they predict it, calibrated by the
+    model's current `sigma_scale` and `noise_scale`; the noise variance is the part of its
+    square that comes from the predicted noise (zeros for networks that predict none)."""
     model.eval()
-    mus, sds = [], []
+    mus, sds, nvs = [], [], []
     with torch.no_grad():
         for s in range(0, H.shape[0], chunk):
             out = model.member_values(H[s : s + chunk], observation_noise=True)
             mus.append(out.mean(-3).cpu())
-            sds.append(out.std(-3).cpu())
+            sd = out.std(-3).cpu()
+            sds.append(sd)
+            if model.predicts_noise:
+                raw = model._members(H[s : s + chunk])
+                nv = (model._noise(raw) * model.sigma_scale).pow(2).mean(-3).cpu()
+                nvs.append(torch.minimum(nv, sd.pow(2)))
+            else:
+                nvs.append(torch.zeros_like(sd))
     m = y_mean.numel()
     if not mus:
-        return torch.zeros(0, m), torch.zeros(0, m)
-    return torch.cat(mus), torch.cat(sds)
+        return torch.zeros(0, m), torch.zeros(0, m), torch.zeros(0, m)
+    return torch.cat(mus), torch.cat(sds), torch.cat(nvs)
 
 
 def _rebuilt(model: Any, state: dict[str, Any], t0: float, dev: torch.device) -> FitResult:

@@ -308,8 +308,12 @@ def test_networks_that_predict_their_noise(name: str, opts: dict, points: int, l
         loud = Xt[:, :1] > 0.6
         sd = pred.variance.sqrt()
         assert float(sd[loud].mean()) > 2.5 * float(sd[quiet].mean())
-    # held-out spreads are the predictive ones, which calibration then barely has to scale
-    assert 0.5 < float(fit.info["sigma_scale"]) < 2.0
+    # held-out spreads are the predictive ones, whose noise part (most of the spread here)
+    # calibration then barely has to scale; the weight of the noise is stored with the fit
+    w = float(fit.info["noise_scale"])
+    assert 0.5 < float(fit.info["sigma_scale"]) * w < 2.0
+    assert 0.1 <= w <= 10 and float(fit.state["noise_scale"][0]) == pytest.approx(w)
+    assert float(model.noise_scale[0]) == pytest.approx(w)
     with pytest.raises(UnsupportedError, match="own noise"):
         model.posterior(Xt, observation_noise=torch.ones(200, 1))
     # the checkpoint round-trips with its noise
@@ -326,6 +330,38 @@ def test_networks_that_predict_their_noise(name: str, opts: dict, points: int, l
     Xq = torch.rand(3, 2, 2, dtype=torch.double, requires_grad=True)
     acqf(Xq).sum().backward()
     assert Xq.grad is not None and bool(torch.isfinite(Xq.grad).all())
+
+
+def _laplace_errors(sd: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    u = torch.rand(sd.shape, generator=g) - 0.5
+    return -(sd / 2**0.5) * torch.sign(u) * torch.log1p(-2 * u.abs())
+
+
+@pytest.mark.parametrize("true_w", [0.25, 1.0, 4.0])
+def test_noise_weight_recovers_how_much_the_noise_counts(true_w: float) -> None:
+    from surrogates.neural import noise_weights
+
+    g = torch.Generator().manual_seed(0)
+    k = 4000
+    spread = 0.1 + torch.rand(k, 2, generator=g)
+    noise = 0.1 + torch.rand(k, 2, generator=g)
+    sd = (spread**2 + torch.tensor([true_w, 1.0]) ** 2 * noise**2).sqrt()
+    # an overall scale off by 1.7 is the spread factor's job, not the weight's
+    y = 1.7 * _laplace_errors(sd, g)
+    w = noise_weights(y, torch.zeros(k, 2), spread**2, noise**2)
+    assert float(w[0]) == pytest.approx(true_w, rel=0.25)
+    assert float(w[1]) == pytest.approx(1.0, rel=0.25)
+
+
+def test_weighing_the_noise_can_be_turned_off_and_is_checked() -> None:
+    X, Y = _noisy_data()
+    opts = {"members": 2, "hidden": [16, 16], "epochs": 40, "loss": "laplace_nll"}
+    off = make_surrogate("ensemble", {**opts, "weigh_noise": False}).fit(
+        X, Y, bounds=_bounds(2), seed=0
+    )
+    assert off.info["noise_scale"] == 1.0 and float(off.model.noise_scale[0]) == 1.0
+    with pytest.raises(UnknownSurrogateError, match="weigh_noise .* true or false"):
+        make_surrogate("ensemble", {**opts, "weigh_noise": "yes"})
 
 
 def test_warm_start_between_noise_and_plain_networks() -> None:
