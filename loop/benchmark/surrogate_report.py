@@ -73,6 +73,18 @@ def _calibration_name(r: dict[str, Any]) -> str:
     return f" {name}" if isinstance(name, str) and name != "none" else ""
 
 
+def _noise_text(r: dict[str, Any]) -> str:
+    """', noise xW' with the mean weight of the predicted noise over the folds, for networks
+    that predict their noise; else ''."""
+    ws = [
+        (f.get("info") or {}).get("noise_scale")
+        for f in r.get("folds") or []
+        if (f.get("info") or {}).get("noise")
+    ]
+    ws = [w for w in ws if isinstance(w, (int, float))]
+    return f", noise x{_num(sum(ws) / len(ws), 3)}" if ws else ""
+
+
 def summary_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
     """One row per model (and one more with raw sigmas where a model recalibrated), as text.
 
@@ -86,13 +98,18 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
         if r.get("mean_raw"):
             scale = _num(r["sigma_scale"], 3)
             how = _calibration_name(r)
+            nw = _noise_text(r)
             variants = [
-                (f" [calibrated{how}, x{scale}]", r["mean"], r["std"]),
+                (f" [calibrated{how}, x{scale}{nw}]", r["mean"], r["std"]),
                 *(
-                    (f" [calibrated {alt}, x{_num(a['sigma_scale'], 3)}]", a["mean"], a["std"])
+                    (
+                        f" [calibrated {alt}, x{_num(a['sigma_scale'], 3)}{nw}]",
+                        a["mean"],
+                        a["std"],
+                    )
                     for alt, a in sorted((r.get("alt") or {}).items())
                 ),
-                (" [raw sigma]", r["mean_raw"], r["std_raw"]),
+                (f" [raw sigma{nw}]", r["mean_raw"], r["std_raw"]),
             ]
         for suffix, mean, std in variants:
             row = {"model": _label(name, r["options"]) + suffix, "name": name + suffix}
@@ -140,7 +157,8 @@ def surrogate_markdown(doc: dict[str, Any]) -> str:
         "fraction inside the 90% interval. Calibrated rows multiply sigma by a factor fitted on "
         "the model's own held-out rows: rms = sqrt(mean z^2) (Gaussian maximum likelihood), "
         "curve = the factor with the least held-out miscalibration area; the model applies the "
-        "first row's, the others are shown for comparison. Raw-sigma rows undo it. "
+        "first row's, the others are shown for comparison. Raw-sigma rows undo it (networks "
+        "that predict their noise keep the weight of the noise fitted before it, noise_scale). "
         "fit s and pred/s of rf include computing its descriptors from the element fractions.",
         "",
         "| " + " | ".join(h for h, _ in COLUMNS) + " |",

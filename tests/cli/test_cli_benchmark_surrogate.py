@@ -190,8 +190,12 @@ def test_one_family_under_two_labels_with_its_noise(tmp_path: Path) -> None:
     assert plain["n_test"] == noisy["n_test"] == 60
     assert plain["info"]["noise"] is None and noisy["info"]["noise"] == "laplace"
     assert noisy["metrics"]["mae"] < 1.0 and noisy["metrics"]["nll"] is not None
+    # the weight of the noise, fitted on the held-out rows, is stored and named in the table
+    w = noisy["info"]["noise_scale"]
+    assert 0.1 <= w <= 10 and plain["info"]["noise_scale"] == 1.0
     md = (tmp_path / "lab" / "results.md").read_text()
     assert "| elemnet-ensemble@nll (size=tiny" in md
+    assert md.count(f", noise x{w:.3g}]") == 3 and "noise x" not in md.split("@nll")[0]
 
 
 @pytest.mark.parametrize(
