@@ -31,9 +31,10 @@ scale per target and trains on the likelihood, so the predictive spread is the m
 disagreement plus the noise they predict (heteroscedastic deep ensembles, Lakshminarayanan et
 al. 2017; MC dropout with learned noise, Kendall and Gal 2017). Held-out statistics and the
 calibration factor use that predictive spread; acquisition functions see the members' means.
-Calibration of such networks first weighs the noise against the members' disagreement (one
-weight per output, `noise_weights`, stored as `noise_scale`; `weigh_noise = false` keeps 1),
-then fits the overall factor.
+With `weigh_noise = true`, calibration of such networks first weighs the noise against the
+members' disagreement (one weight per output, `noise_weights`, stored as `noise_scale`), then
+fits the overall factor. It is off by default: on OQMD it did not rank errors better than the
+weight 1 (figures in `docs/benchmarks.md`).
 
 Warm start: given an earlier fit's state (`warm_start`), the networks start from its weights; the
 output layer is first refitted by least squares to the new targets (which also turns a model
@@ -105,7 +106,7 @@ _COMMON: dict[str, Any] = {
     "val_fraction": 0.1,
     "cal_fraction": 0.1,
     "calibrate": "curve",
-    "weigh_noise": True,
+    "weigh_noise": False,
     "amp": True,
     "schedule": "plateau",
     "optimizer": "adamw",

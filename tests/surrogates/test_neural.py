@@ -353,13 +353,18 @@ def test_noise_weight_recovers_how_much_the_noise_counts(true_w: float) -> None:
     assert float(w[1]) == pytest.approx(1.0, rel=0.25)
 
 
-def test_weighing_the_noise_can_be_turned_off_and_is_checked() -> None:
+def test_weighing_the_noise_is_opt_in_and_checked() -> None:
     X, Y = _noisy_data()
     opts = {"members": 2, "hidden": [16, 16], "epochs": 40, "loss": "laplace_nll"}
-    off = make_surrogate("ensemble", {**opts, "weigh_noise": False}).fit(
-        X, Y, bounds=_bounds(2), seed=0
-    )
+    off = make_surrogate("ensemble", opts).fit(X, Y, bounds=_bounds(2), seed=0)
     assert off.info["noise_scale"] == 1.0 and float(off.model.noise_scale[0]) == 1.0
+    sur = make_surrogate("ensemble", {**opts, "weigh_noise": True})
+    on = sur.fit(X, Y, bounds=_bounds(2), seed=0)
+    # the fitted weight is used by the model and round-trips through its checkpoint
+    w = float(on.info["noise_scale"])
+    assert 0.1 <= w <= 10 and float(on.model.noise_scale[0]) == pytest.approx(w)
+    again = sur.fit(X, Y, bounds=_bounds(2), seed=0, state=on.state).model
+    assert float(again.noise_scale[0]) == pytest.approx(w)
     with pytest.raises(UnknownSurrogateError, match="weigh_noise .* true or false"):
         make_surrogate("ensemble", {**opts, "weigh_noise": "yes"})
 
