@@ -119,15 +119,16 @@ class _NetworkModel(EnsembleModel):
         """Whether `posterior(X, observation_noise=True)` adds the networks' own noise."""
         return self.noise is not None
 
-    def set_sigma_scale(self, scale: torch.Tensor | float) -> None:
-        self.sigma_scale = (
+    def _per_output(self, scale: torch.Tensor | float) -> torch.Tensor:
+        return (
             torch.as_tensor(scale, dtype=torch.float32).reshape(-1).expand(self._num_outputs)
         ).to(self.y_mean)
 
+    def set_sigma_scale(self, scale: torch.Tensor | float) -> None:
+        self.sigma_scale = self._per_output(scale)
+
     def set_noise_scale(self, scale: torch.Tensor | float) -> None:
-        self.noise_scale = (
-            torch.as_tensor(scale, dtype=torch.float32).reshape(-1).expand(self._num_outputs)
-        ).to(self.y_mean)
+        self.noise_scale = self._per_output(scale)
 
     def _members(self, H: torch.Tensor) -> torch.Tensor:
         """`batch x s x n x m` (`2m` with noise) standardized network outputs for
@@ -143,7 +144,10 @@ class _NetworkModel(EnsembleModel):
     def member_values(self, H: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
         """Calibrated ensemble points in target units at `batch x n x D` features:
         `batch x s x n x m`, or `batch x 2s x n x m` with the members' noise."""
-        out = self._members(H)
+        return self.values_from(self._members(H), observation_noise)
+
+    def values_from(self, out: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
+        """`member_values` from the members' raw outputs `out` (`_members`)."""
         m = self._num_outputs
         mu = out[..., :m] * self.y_std + self.y_mean
         mean = mu.mean(dim=-3, keepdim=True)

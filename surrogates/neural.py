@@ -824,12 +824,12 @@ def _posterior_stats(
     mus, sds, nvs = [], [], []
     with torch.no_grad():
         for s in range(0, H.shape[0], chunk):
-            out = model.member_values(H[s : s + chunk], observation_noise=True)
+            raw = model._members(H[s : s + chunk])
+            out = model.values_from(raw, observation_noise=True)
             mus.append(out.mean(-3).cpu())
             sd = out.std(-3).cpu()
             sds.append(sd)
             if model.predicts_noise:
-                raw = model._members(H[s : s + chunk])
                 nv = (model._noise(raw) * model.sigma_scale).pow(2).mean(-3).cpu()
                 nvs.append(torch.minimum(nv, sd.pow(2)))
             else:

@@ -190,7 +190,7 @@ def test_one_family_under_two_labels_with_its_noise(tmp_path: Path) -> None:
     assert plain["n_test"] == noisy["n_test"] == 60
     assert plain["info"]["noise"] is None and noisy["info"]["noise"] == "laplace"
     assert noisy["metrics"]["mae"] < 1.0 and noisy["metrics"]["nll"] is not None
-    # the weight of the noise, fitted on the held-out rows, is stored and named in the table
+    # the weight of the noise (1 unless weigh_noise) is stored and named in the table
     w = noisy["info"]["noise_scale"]
     assert 0.1 <= w <= 10 and plain["info"]["noise_scale"] == 1.0
     md = (tmp_path / "lab" / "results.md").read_text()
