@@ -39,6 +39,8 @@ __all__ = [
     "hardware",
     "plan_splits",
     "run_surrogate_benchmark",
+    "summarize_folds",
+    "merge_results",
     "calibration_points",
 ]
 
@@ -201,6 +203,8 @@ class SurrogateBenchmark:
 
     Attributes:
         folds_run: Run only the first this many folds (`None`: all).
+        fold_numbers: Run only these folds, numbered from 1 (`None`: all); excludes
+            `folds_run`. Lets the folds of one protocol be spread over several runs.
         train_size: Subsample each training fold to this many rows (`None`: all).
     """
 
@@ -209,6 +213,7 @@ class SurrogateBenchmark:
     split: SplitKind = "kfold"
     folds: int = 5
     folds_run: int | None = None
+    fold_numbers: tuple[int, ...] | None = None
     split_seed: int = 18012019
     test_fraction: float = 0.2
     train_size: int | None = None
@@ -219,6 +224,21 @@ class SurrogateBenchmark:
     def __post_init__(self) -> None:
         if self.folds_run is not None and self.folds_run < 1:
             raise LoopError(f"--folds-run must be at least 1, got {self.folds_run}")
+        if self.fold_numbers is not None:
+            if self.folds_run is not None:
+                raise LoopError(
+                    "--fold and --folds-run both pick folds", "pass one of them, not both"
+                )
+            if not self.fold_numbers:
+                raise LoopError("--fold names no fold", "pass --fold N, N from 1")
+            bad = [n for n in self.fold_numbers if n < 1]
+            if bad:
+                raise LoopError(
+                    f"--fold {bad[0]}: folds are numbered from 1", "pass --fold 1 or more"
+                )
+            twice = sorted({n for n in self.fold_numbers if self.fold_numbers.count(n) > 1})
+            if twice:
+                raise LoopError(f"--fold {twice[0]} is named twice", "name each fold once")
         if self.train_size is not None and self.train_size < 2:
             raise LoopError(f"--train-size must be at least 2, got {self.train_size}")
 
@@ -229,6 +249,7 @@ class SurrogateBenchmark:
             "split": self.split,
             "folds": self.folds,
             "folds_run": self.folds_run,
+            "fold_numbers": list(self.fold_numbers) if self.fold_numbers is not None else None,
             "split_seed": self.split_seed,
             "test_fraction": self.test_fraction,
             "train_size": self.train_size,
@@ -403,11 +424,31 @@ def _summary(folds: list[dict[str, Any]], key: str) -> tuple[dict[str, Any], dic
         return {}, {}
     mean, std = {}, {}
     for m in rows[0]:
-        vals = np.asarray([r[m] for r in rows], dtype=np.float64)
+        vals = np.asarray([math.nan if r.get(m) is None else r[m] for r in rows], dtype=np.float64)
         ok = vals[np.isfinite(vals)]
         mean[m] = float(ok.mean()) if ok.size else math.nan
         std[m] = float(ok.std(ddof=1)) if ok.size > 1 else math.nan
     return mean, std
+
+
+def summarize_folds(r: dict[str, Any]) -> None:
+    """Fill a model's summary (mean and std over folds, mean fit and prediction times, total
+    wall time, mean spread factor) from its per-fold documents `r["folds"]`, in place."""
+    folds = r["folds"]
+    r["mean"], r["std"] = _summary(folds, "metrics")
+    r["mean_raw"], r["std_raw"] = _summary(folds, "metrics_raw")
+    alt_names = sorted({n for f in folds for n in f.get("metrics_alt", {})})
+    r["alt"] = {}
+    for name in alt_names:
+        per = [{"metrics": f["metrics_alt"].get(name)} for f in folds]
+        mean, std = _summary(per, "metrics")
+        scales = [f["sigma_scale_alt"][name] for f in folds if name in f["sigma_scale_alt"]]
+        r["alt"][name] = {"mean": mean, "std": std, "sigma_scale": float(np.mean(scales))}
+    for key in ("fit_seconds", "predict_seconds", "pred_per_s", "wall_seconds"):
+        vals = [f[key] for f in folds if f[key] is not None]
+        r["mean"][key] = float(np.mean(vals)) if vals else None
+    r["wall_seconds"] = float(sum(f["wall_seconds"] for f in folds))
+    r["sigma_scale"] = float(np.mean([f["sigma_scale"] for f in folds]))
 
 
 def plan_splits(
@@ -416,8 +457,8 @@ def plan_splits(
     """The splits that will run: indices into `data` (then `test_data`, after `data`'s rows).
 
     Raises:
-        LoopError: A split the rows cannot make, `folds_run` above the fold count, or a
-            `train_size` above the smallest training fold.
+        LoopError: A split the rows cannot make, `folds_run` or a `fold_numbers` entry above
+            the fold count, or a `train_size` above the smallest training fold.
     """
     if test_data is None:
         splits = make_splits(
@@ -439,6 +480,14 @@ def plan_splits(
                 f"pass --folds-run {len(splits)} or less",
             )
         splits = splits[: bench.folds_run]
+    if bench.fold_numbers is not None:
+        over = [n for n in bench.fold_numbers if n > len(splits)]
+        if over:
+            raise LoopError(
+                f"--fold {over[0]}: this split has {len(splits)} fold(s)",
+                f"pass --fold 1 to {len(splits)}",
+            )
+        splits = [splits[n - 1] for n in sorted(bench.fold_numbers)]
     if bench.train_size is not None:
         smallest = min(len(s.train) for s in splits)
         if bench.train_size > smallest:
@@ -479,6 +528,7 @@ def run_surrogate_benchmark(
         y_all = np.concatenate([data.y, test_data.y])
 
     total = len(splits) * len(bench.models)
+    n_folds = _fold_count(bench) if test_data is None else 1
     done = 0
     results: dict[str, dict[str, Any]] = {
         m: {"options": bench.options.get(m, {}), "folds": []} for m in bench.models
@@ -493,7 +543,7 @@ def run_surrogate_benchmark(
         Xte, yte = X_all[sp.test], y_all[sp.test]
         for m in bench.models:
             if progress:
-                progress(done, total, f"fold {sp.fold + 1}/{len(splits)} {m}")
+                progress(done, total, f"fold {sp.fold + 1}/{n_folds} {m}")
             opts = bench.options.get(m, {})
             t0 = time.perf_counter()
             if m == "mean":
@@ -546,21 +596,7 @@ def run_surrogate_benchmark(
     if progress:
         progress(done, total, "done")
     for r in results.values():
-        folds = r["folds"]
-        r["mean"], r["std"] = _summary(folds, "metrics")
-        r["mean_raw"], r["std_raw"] = _summary(folds, "metrics_raw")
-        alt_names = sorted({n for f in folds for n in f.get("metrics_alt", {})})
-        r["alt"] = {}
-        for name in alt_names:
-            per = [{"metrics": f["metrics_alt"].get(name)} for f in folds]
-            mean, std = _summary(per, "metrics")
-            scales = [f["sigma_scale_alt"][name] for f in folds if name in f["sigma_scale_alt"]]
-            r["alt"][name] = {"mean": mean, "std": std, "sigma_scale": float(np.mean(scales))}
-        for key in ("fit_seconds", "predict_seconds", "pred_per_s", "wall_seconds"):
-            vals = [f[key] for f in folds if f[key] is not None]
-            r["mean"][key] = float(np.mean(vals)) if vals else None
-        r["wall_seconds"] = float(sum(f["wall_seconds"] for f in folds))
-        r["sigma_scale"] = float(np.mean([f["sigma_scale"] for f in folds]))
+        summarize_folds(r)
     doc = {
         "format": "loop-surrogate-benchmark/1",
         "settings": bench.to_json(),
@@ -582,3 +618,97 @@ def calibration_points(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
     """The calibration curve of a first-fold prediction (expected, observed proportions)."""
     assert pred.y is not None
     return calibration_curve(pred.y, pred.mean, pred.sigma, LEVELS)
+
+
+#: Settings that may differ between runs that `merge_results` joins: which folds each ran.
+_FOLD_PICKS = ("folds_run", "fold_numbers")
+
+
+def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One results document from runs of one protocol over different folds (`--fold`).
+
+    Args:
+        runs: (file name, results document) pairs, as `run_surrogate_benchmark` writes them.
+
+    Returns:
+        The document of all their folds, as one run over them would write it, with each fold
+        marked with the hardware it ran on and `merged_from` listing the runs.
+
+    Raises:
+        LoopError: Fewer than two runs, a document of another format, runs on other data or
+            under other settings or models, or a fold run twice.
+    """
+    if len(runs) < 2:
+        raise LoopError("merging needs at least two results files", "name two or more")
+    for name, doc in runs:
+        if doc.get("format") != "loop-surrogate-benchmark/1":
+            raise LoopError(
+                f"{name}: not a surrogate benchmark results file (format {doc.get('format')!r})",
+                "pass the results.json that `loop benchmark surrogate` wrote",
+            )
+    base_name, base = runs[0]
+
+    def same(doc: dict[str, Any], key: str) -> Any:
+        if key == "settings":
+            return {k: v for k, v in doc["settings"].items() if k not in _FOLD_PICKS}
+        if key == "data":
+            return {k: v for k, v in (doc.get(key) or {}).items() if k != "path"}
+        return doc.get(key)
+
+    seen: dict[int, str] = {}
+    for name, doc in runs:
+        for key in ("data", "test_data", "settings", "folds_total"):
+            a, b = same(base, key), same(doc, key)
+            if a != b:
+                diff = (
+                    sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                    if isinstance(a, dict) and isinstance(b, dict)
+                    else [key]
+                )
+                raise LoopError(
+                    f"{name}: {key} differs from {base_name} ({', '.join(map(str, diff))})",
+                    "merge only runs of one protocol, data and models that differ in their folds",
+                )
+        for fold in doc["folds_run"]:
+            if fold in seen:
+                raise LoopError(
+                    f"{name}: fold {fold + 1} was run in {seen[fold]} too",
+                    "merge each fold once: leave one of the two files out",
+                )
+            seen[fold] = name
+    models: dict[str, dict[str, Any]] = {
+        m: {"options": r["options"], "folds": []} for m, r in base["models"].items()
+    }
+    for _, doc in runs:
+        for m, r in doc["models"].items():
+            for fold_doc in r["folds"]:
+                models[m]["folds"].append({**fold_doc, "hardware": doc["hardware"]["summary"]})
+    for r in models.values():
+        r["folds"].sort(key=lambda f: f["fold"])
+        summarize_folds(r)
+    summaries = list(dict.fromkeys(doc["hardware"]["summary"] for _, doc in runs))
+    hardware_doc = {**base["hardware"], "summary": "; ".join(summaries)}
+    settings = {**base["settings"], "folds_run": None, "fold_numbers": sorted(f + 1 for f in seen)}
+    return _clean(
+        {
+            "format": base["format"],
+            "settings": settings,
+            "data": base["data"],
+            "test_data": base.get("test_data"),
+            "folds_run": sorted(seen),
+            "folds_total": base["folds_total"],
+            "hardware": hardware_doc,
+            "models": models,
+            "merged_from": [
+                {
+                    "file": name,
+                    "command": doc.get("command"),
+                    "folds_run": doc["folds_run"],
+                    "hardware": doc["hardware"]["summary"],
+                    "wall_seconds": doc.get("wall_seconds"),
+                }
+                for name, doc in runs
+            ],
+            "wall_seconds": sum(doc.get("wall_seconds") or 0.0 for _, doc in runs),
+        }
+    )

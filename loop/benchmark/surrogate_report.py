@@ -150,6 +150,11 @@ def surrogate_markdown(doc: dict[str, Any]) -> str:
         f"device {s['device']}"
         + (f"; pretrained start: {s['pretrained']}" if s["pretrained"] else ""),
         f"- wall time: {_num(doc.get('wall_seconds'))} s",
+        *(
+            f"- merged from `{r['file']}`: folds {[f + 1 for f in r['folds_run']]}, "
+            f"{r['hardware']}, {_num(r.get('wall_seconds'))} s wall"
+            for r in doc.get("merged_from") or []
+        ),
         "",
         "Metrics are the mean ± std over folds. Miscal. area: mean |observed - expected| "
         "proportion inside central Gaussian intervals (Tran et al. 2020); NLL: mean Gaussian "

@@ -187,6 +187,12 @@ def surrogate(
     folds_run: int | None = typer.Option(
         None, "--folds-run", help="Run only the first K folds (to fit a time budget)."
     ),
+    fold: list[int] = typer.Option(
+        [],
+        "--fold",
+        help="Run only fold N (from 1), repeatable: spreads one protocol's folds over runs "
+        "that `loop benchmark surrogate-merge` joins.",
+    ),
     split_seed: int = typer.Option(
         18012019, "--split-seed", help="Seed of the split (matbench's 18012019 by default)."
     ),
@@ -239,12 +245,7 @@ def surrogate(
         run_surrogate_benchmark,
     )
     from loop.benchmark.surrogate_data import load_composition_table
-    from loop.benchmark.surrogate_report import (
-        budget_text,
-        summary_rows,
-        surrogate_markdown,
-        surrogate_plots,
-    )
+    from loop.benchmark.surrogate_report import surrogate_markdown, surrogate_plots
     from loop.errors import LoopError
 
     t0 = time.perf_counter()
@@ -266,6 +267,7 @@ def surrogate(
         split=split,  # type: ignore[arg-type]
         folds=folds,
         folds_run=folds_run,
+        fold_numbers=tuple(fold) if fold else None,
         split_seed=split_seed,
         test_fraction=test_fraction,
         train_size=train_size,
@@ -353,12 +355,18 @@ def surrogate(
     if as_json:
         emit_json(doc)
         return
+    _print_surrogate_table(doc, data.name)
+    files = ", ".join(str(p) for p in [out / "results.md", out / "results.json", *pngs])
+    typer.echo(f"wrote {files} in {doc['wall_seconds']} s")
+
+
+def _print_surrogate_table(doc: dict[str, Any], title: str) -> None:
     from rich.table import Table
 
-    from loop.benchmark.surrogate_report import COLUMNS
+    from loop.benchmark.surrogate_report import COLUMNS, budget_text, summary_rows
     from loop.cli.common import console
 
-    table = Table(title=f"{data.name}: mean ± std over folds {[f + 1 for f in doc['folds_run']]}")
+    table = Table(title=f"{title}: mean ± std over folds {[f + 1 for f in doc['folds_run']]}")
     shown = [(h, k) for h, k in COLUMNS if k not in ("hardware", "budget")]
     for header, key in shown:
         table.add_column(header, justify="left" if key == "model" else "right")
@@ -370,8 +378,46 @@ def surrogate(
         if r["options"]:
             con.print(f"{name} options: {r['options']}")
     con.print(f"hardware: {doc['hardware']['summary']}; budget: {budget_text(doc)}")
-    files = ", ".join(str(p) for p in [out / "results.md", out / "results.json", *pngs])
-    typer.echo(f"wrote {files} in {doc['wall_seconds']} s")
+
+
+@app.command("surrogate-merge")
+def surrogate_merge(
+    files: list[Path] = typer.Argument(
+        ..., help="results.json files of `loop benchmark surrogate` runs over different folds."
+    ),
+    out: Path = typer.Option(Path("surrogate-benchmark"), "--out", "-o", help="Output folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results JSON."),
+) -> None:
+    """Join runs of one protocol over different folds (`--fold`) into one results.json and
+    results.md, as one run over all their folds would write them (plots stay with each run).
+
+    The runs must share the data (by checksum), split, models, options and seeds; each fold
+    may come from one run only. Each fold keeps the hardware it ran on.
+    """
+    from loop.benchmark.surrogate import merge_results
+    from loop.benchmark.surrogate_report import surrogate_markdown
+    from loop.errors import LoopError
+
+    runs = []
+    for path in files:
+        try:
+            runs.append((str(path), json.loads(path.read_text())))
+        except OSError as err:
+            raise LoopError(f"{path}: cannot read ({err.strerror})", "check the path") from None
+        except json.JSONDecodeError as err:
+            raise LoopError(
+                f"{path}: not JSON (line {err.lineno}: {err.msg})",
+                "pass the results.json that `loop benchmark surrogate` wrote",
+            ) from None
+    doc = merge_results(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    (out / "results.md").write_text(surrogate_markdown(doc))
+    if as_json:
+        emit_json(doc)
+        return
+    _print_surrogate_table(doc, Path(doc["data"]["path"]).name)
+    typer.echo(f"wrote {out / 'results.md'}, {out / 'results.json'}")
 
 
 def _pretrained_state(ctx: typer.Context, name: str) -> dict[str, Any]:

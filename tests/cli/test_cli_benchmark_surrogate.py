@@ -127,6 +127,10 @@ def test_drops_are_counted(tmp_path: Path) -> None:
         (["--option", "rf:trees=3"], "unknown option(s) ['trees'] for model 'rf'"),
         (["--option", "rf"], "is not MODEL:KEY=VALUE"),
         (["--folds-run", "9"], "--folds-run 9 is more than the 5 fold(s)"),
+        (["--fold", "6"], "--fold 6: this split has 5 fold(s)"),
+        (["--fold", "0"], "--fold 0: folds are numbered from 1"),
+        (["--fold", "2", "--fold", "2"], "--fold 2 is named twice"),
+        (["--fold", "2", "--folds-run", "2"], "--fold and --folds-run both pick folds"),
         (["--train-size", "100000"], "--train-size 100000 is more than"),
     ],
 )
@@ -209,3 +213,58 @@ def test_bad_labels_are_refused(tmp_path: Path, model: str, expected: str) -> No
     )
     assert expected in err
     assert not (tmp_path / "never").exists()
+
+
+def test_folds_spread_over_runs_merge_into_the_one_run(tmp_path: Path) -> None:
+    """`--fold` runs single folds of the protocol; `surrogate-merge` joins them into what one
+    run over the same folds reports, and refuses runs that are not one protocol."""
+    cli = Cli(tmp_path)
+    common = ["--model", "mean", "--model", "rf", "--option", "rf:n_estimators=20",
+              "--folds", "3"]  # fmt: skip
+    whole = _run(cli, tmp_path / "all", *common)
+    a = _run(cli, tmp_path / "a", *common, "--fold", "3", "--fold", "1")
+    b = _run(cli, tmp_path / "b", *common, "--fold", "2")
+    assert a["folds_run"] == [0, 2] and b["folds_run"] == [1]
+    assert a["settings"]["fold_numbers"] == [3, 1]
+    # a single fold is the same fold as in the whole run
+    assert b["models"]["rf"]["folds"][0]["metrics"] == whole["models"]["rf"]["folds"][1]["metrics"]
+
+    files = [tmp_path / d / "results.json" for d in ("a", "b")]
+    out = tmp_path / "merged"
+    merged = cli.json("benchmark", "surrogate-merge", *files, "-o", out)
+    assert merged["folds_run"] == [0, 1, 2]
+    for m in ("mean", "rf"):
+        got, want = merged["models"][m], whole["models"][m]
+        assert [f["fold"] for f in got["folds"]] == [0, 1, 2]
+        for key in ("mae", "rmse", "r2", "miscal_area", "nll", "cov90"):
+            assert got["mean"][key] == pytest.approx(want["mean"][key], rel=1e-9)
+            assert got["std"][key] == pytest.approx(want["std"][key], rel=1e-9)
+        assert {f["hardware"] for f in got["folds"]} == {whole["hardware"]["summary"]}
+    assert [r["folds_run"] for r in merged["merged_from"]] == [[0, 2], [1]]
+    md = (out / "results.md").read_text()
+    assert "folds run: [1, 2, 3] of 3" in md and "| rf (n_estimators=20) |" in md
+    assert f"merged from `{files[1]}`: folds [2]" in md
+    assert (
+        "mean ± std over folds [1, 2, 3]"
+        in cli("benchmark", "surrogate-merge", *files, "-o", tmp_path / "m2").stdout
+    )
+
+    # refusals name the file and what differs, and write nothing
+    _run(cli, tmp_path / "c", *common[:-2], "--option", "rf:n_estimators=30", "--folds", "3",
+         "--fold", "2")  # fmt: skip
+    _run(cli, tmp_path / "d", *common, "--fold", "2", "--limit", "200")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for extra, expected in [
+        ([files[0], files[1], files[1]], f"{files[1]}: fold 2 was run in {files[1]} too"),
+        ([files[0], tmp_path / "c" / "results.json"], "settings differs from"),
+        ([files[0], tmp_path / "d" / "results.json"], "data differs from"),
+        ([files[0], bad], f"{bad}: not JSON (line 1"),
+        ([files[0], tmp_path / "nope.json"], "nope.json: cannot read"),
+        ([files[0]], "merging needs at least two results files"),
+        ([files[0], tmp_path / "all" / "results.json"], "fold 1 was run in"),
+    ]:
+        never = tmp_path / "never"
+        err = cli.fails("benchmark", "surrogate-merge", *extra, "-o", never)
+        assert expected in err, err
+        assert not never.exists()
