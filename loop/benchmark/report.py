@@ -89,20 +89,21 @@ class Summary:
         }
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Read a results document written by `loop benchmark campaign`."""
+def load_results(
+    path: str | Path, fmt: str = "loop-benchmark/1", writer: str = "loop benchmark campaign"
+) -> dict[str, Any]:
+    """Read a results document of format `fmt`, as the command `writer` writes it."""
     p = Path(path)
+    hint = f"give the results.json that `{writer}` wrote"
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise LoopError(
-            f"cannot read benchmark results {p}: {err}", "give a results.json"
-        ) from None
-    if not isinstance(doc, dict) or doc.get("format") != "loop-benchmark/1":
-        raise LoopError(
-            f"{p} is not a loop benchmark results file (format loop-benchmark/1)",
-            "give the results.json that `loop benchmark campaign` wrote",
-        )
+    except OSError as err:
+        raise LoopError(f"{p}: cannot read ({err.strerror})", "check the path") from None
+    except json.JSONDecodeError as err:
+        raise LoopError(f"{p}: not JSON (line {err.lineno}: {err.msg})", hint) from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise LoopError(f"{p} is not a results file of format {fmt} (format {found!r})", hint)
     return doc
 
 

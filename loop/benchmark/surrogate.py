@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN_MODELS",
+    "RESULTS_FORMAT",
     "SurrogateBenchmark",
     "Prediction",
     "known_models",
@@ -44,6 +45,8 @@ __all__ = [
     "calibration_points",
 ]
 
+#: The `format` of the results documents this module writes.
+RESULTS_FORMAT = "loop-surrogate-benchmark/1"
 #: Models of this module; every other name comes from the surrogate registry.
 BUILTIN_MODELS = ("mean", "rf")
 #: Registry families that take no pretrained network as a warm start.
@@ -598,7 +601,7 @@ def run_surrogate_benchmark(
     for r in results.values():
         summarize_folds(r)
     doc = {
-        "format": "loop-surrogate-benchmark/1",
+        "format": RESULTS_FORMAT,
         "settings": bench.to_json(),
         "data": data.describe(),
         "test_data": test_data.describe() if test_data is not None else None,
@@ -628,24 +631,19 @@ def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One results document from runs of one protocol over different folds (`--fold`).
 
     Args:
-        runs: (file name, results document) pairs, as `run_surrogate_benchmark` writes them.
+        runs: (file name, results document) pairs, as `run_surrogate_benchmark` writes them
+            (format `RESULTS_FORMAT`, checked by the reader: `report.load_results`).
 
     Returns:
         The document of all their folds, as one run over them would write it, with each fold
         marked with the hardware it ran on and `merged_from` listing the runs.
 
     Raises:
-        LoopError: Fewer than two runs, a document of another format, runs on other data or
-            under other settings or models, or a fold run twice.
+        LoopError: Fewer than two runs, runs on other data or under other settings or models,
+            or a fold run twice.
     """
     if len(runs) < 2:
         raise LoopError("merging needs at least two results files", "name two or more")
-    for name, doc in runs:
-        if doc.get("format") != "loop-surrogate-benchmark/1":
-            raise LoopError(
-                f"{name}: not a surrogate benchmark results file (format {doc.get('format')!r})",
-                "pass the results.json that `loop benchmark surrogate` wrote",
-            )
     base_name, base = runs[0]
 
     def same(doc: dict[str, Any], key: str) -> Any:

@@ -394,21 +394,11 @@ def surrogate_merge(
     The runs must share the data (by checksum), split, models, options and seeds; each fold
     may come from one run only. Each fold keeps the hardware it ran on.
     """
-    from loop.benchmark.surrogate import merge_results
+    from loop.benchmark.report import load_results
+    from loop.benchmark.surrogate import RESULTS_FORMAT, merge_results
     from loop.benchmark.surrogate_report import surrogate_markdown
-    from loop.errors import LoopError
 
-    runs = []
-    for path in files:
-        try:
-            runs.append((str(path), json.loads(path.read_text())))
-        except OSError as err:
-            raise LoopError(f"{path}: cannot read ({err.strerror})", "check the path") from None
-        except json.JSONDecodeError as err:
-            raise LoopError(
-                f"{path}: not JSON (line {err.lineno}: {err.msg})",
-                "pass the results.json that `loop benchmark surrogate` wrote",
-            ) from None
+    runs = [(str(p), load_results(p, RESULTS_FORMAT, "loop benchmark surrogate")) for p in files]
     doc = merge_results(runs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1))
