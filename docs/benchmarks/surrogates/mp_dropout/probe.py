@@ -13,6 +13,7 @@ size). Run from the repository root, with the shared data beside the checkout:
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from surrogates.neural import noise_weights
 
 DATA = "../shared/data/composition/mp_e_form/mp_e_form.csv"
 FOLD = 1  # fold 2 of 5
+SEED = 0
 OPTIONS = {
     "size": "small",
     "batch_size": 256,
@@ -61,7 +63,8 @@ def parts(model, X: torch.Tensor) -> dict[str, np.ndarray]:
     return {k: torch.cat(v).reshape(-1).double().numpy() for k, v in got.items()}
 
 
-def main() -> None:
+def train() -> tuple[Any, Any, Any]:
+    """The fold's table, its split and the MC-dropout fit on its training rows."""
     load_builtin()
     table = load_composition_table(DATA, input_column="formula", target_column="target")
     split = make_splits(len(table), kind="kfold", folds=5, split_seed=18012019)[FOLD]
@@ -73,11 +76,17 @@ def main() -> None:
         X[split.train],
         torch.as_tensor(table.y[split.train], dtype=torch.float32).reshape(-1, 1),
         bounds=bounds,
-        seed=0,
+        seed=SEED,
         input_names=list(ELEMNET_ELEMENTS),
         device="cpu",
     )
     print(f"fit {time.time() - t0:.0f} s, epochs {fit.info['epochs']}")
+    return table, split, fit
+
+
+def main() -> None:
+    table, split, fit = train()
+    X = torch.as_tensor(table.X)
     model = fit.model.eval()
     p = parts(model, X[split.test])
     y = table.y[split.test]

@@ -22,28 +22,11 @@ import math
 import time
 
 import torch
+from probe import SEED, train  # the first probe, beside this file: same data, fold and fit
 from scipy.stats import spearmanr
 
-from loop.benchmark.surrogate_data import load_composition_table, make_splits
-from surrogates import load_builtin, make_surrogate
-from surrogates.featurizers import ELEMNET_ELEMENTS
 from surrogates.neural import CAL_MIN_ROWS, MIN_CAL_POINTS
 from surrogates.training import LOG_SCALE_LIMITS
-
-DATA = "../shared/data/composition/mp_e_form/mp_e_form.csv"
-FOLD = 1  # fold 2 of 5
-SEED = 0
-OPTIONS = {
-    "size": "small",
-    "batch_size": 256,
-    "lr": 0.001,
-    "patience": 1000,
-    "epochs": 1000,
-    "schedule": "budget",
-    "time_budget": 300,
-    "dropout_scale": 0.5,
-    "loss": "laplace_nll",
-}
 
 
 def val_rows(n: int) -> torch.Tensor:
@@ -100,24 +83,10 @@ def refit(h, mu_t, r, w0, c0, spread: bool) -> tuple[torch.Tensor, torch.Tensor]
 
 def main() -> None:
     torch.manual_seed(SEED)
-    load_builtin()
-    table = load_composition_table(DATA, input_column="formula", target_column="target")
-    split = make_splits(len(table), kind="kfold", folds=5, split_seed=18012019)[FOLD]
+    table, split, fit = train()
     X = torch.as_tensor(table.X)
-    d = X.shape[1]
-    bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     Xtr = X[split.train]
     ytr = torch.as_tensor(table.y[split.train], dtype=torch.float32)
-    t0 = time.time()
-    fit = make_surrogate("elemnet-dropout", OPTIONS).fit(
-        Xtr,
-        ytr.reshape(-1, 1),
-        bounds=bounds,
-        seed=SEED,
-        input_names=list(ELEMNET_ELEMENTS),
-        device="cpu",
-    )
-    print(f"fit {time.time() - t0:.0f} s, epochs {fit.info['epochs']}")
     model = fit.model.eval()
     ym, ys = float(model.y_mean[0]), float(model.y_std[0])
     val = val_rows(Xtr.shape[0])
