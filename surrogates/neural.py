@@ -170,10 +170,10 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
             f"option optimizer of surrogate '{kind}' must be 'adamw' or 'sgd' (with momentum), "
             f"got {out['optimizer']!r}"
         )
-    if out["schedule"] not in ("plateau", "budget"):
+    if out["schedule"] not in ("plateau", "budget", "linear"):
         raise UnknownSurrogateError(
-            f"option schedule of surrogate '{kind}' must be 'plateau' or 'budget', got "
-            f"{out['schedule']!r}"
+            f"option schedule of surrogate '{kind}' must be 'plateau', 'budget' (linear decay "
+            f"over time_budget) or 'linear' (over epochs), got {out['schedule']!r}"
         )
     if out["schedule"] == "budget" and out["time_budget"] is None:
         raise UnknownSurrogateError(

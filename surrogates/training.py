@@ -85,7 +85,8 @@ class TrainConfig:
         schedule: `plateau` halves the learning rate after `patience // 3` epochs without a
             better validation loss; `budget` decays it linearly to 2% over `time_budget` (the
             near-optimal rule for budgeted training, Li et al. 2020), so a fit uses its whole
-            budget well.
+            budget well; `linear` decays it the same way over `max_epochs`, so the schedule, and
+            with a seed the fit, does not depend on how fast the machine is.
     """
 
     max_epochs: int = 500
@@ -96,7 +97,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     loss: Literal["mae", "mse", "gaussian_nll", "laplace_nll"] = "mse"
     amp: bool = True
-    schedule: Literal["plateau", "budget"] = "plateau"
+    schedule: Literal["plateau", "budget", "linear"] = "plateau"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     momentum: float = 0.9
 
@@ -115,8 +116,10 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
-        if self.schedule not in ("plateau", "budget"):
-            raise ValueError(f"schedule must be 'plateau' or 'budget', got {self.schedule!r}")
+        if self.schedule not in ("plateau", "budget", "linear"):
+            raise ValueError(
+                f"schedule must be 'plateau', 'budget' or 'linear', got {self.schedule!r}"
+            )
         if self.schedule == "budget" and self.time_budget is None:
             raise ValueError("schedule 'budget' needs a time_budget in seconds")
         if self.optimizer not in ("adamw", "sgd"):
@@ -233,9 +236,12 @@ def train_network(
         total = 0.0
         for start in range(0, n, bs):
             idx = perm[start : start + bs]
-            if config.schedule == "budget":
-                assert config.time_budget is not None
-                frac = (time.perf_counter() - t0) / config.time_budget
+            if config.schedule in ("budget", "linear"):
+                if config.schedule == "budget":
+                    assert config.time_budget is not None
+                    frac = (time.perf_counter() - t0) / config.time_budget
+                else:
+                    frac = (epoch - 1 + start / n) / config.max_epochs
                 lr = config.lr * max(0.02, 1.0 - frac)
                 for group in opt.param_groups:
                     group["lr"] = lr

@@ -781,7 +781,9 @@ def structures_bench(
     lr: float = typer.Option(1e-3, "--lr", help="CGCNN learning rate."),
     batch_size: int = typer.Option(64, "--batch-size", help="CGCNN mini-batch size."),
     schedule: str = typer.Option(
-        "plateau", "--schedule", help="plateau, or budget (linear decay over --budget)."
+        "plateau",
+        "--schedule",
+        help="plateau, budget (linear decay over --budget) or linear (over --epochs).",
     ),
     optimizer: str = typer.Option("adamw", "--optimizer", help="adamw, or sgd (momentum 0.9)."),
     out: Path = typer.Option(Path("benchmark-results/structures"), "--out", help="Folder."),

@@ -96,3 +96,35 @@ def test_likelihood_loss_needs_two_outputs_per_target() -> None:
         TrainConfig(loss="nll")  # type: ignore[arg-type]
     with pytest.raises(UnknownSurrogateError, match="gaussian_nll"):
         make_surrogate("ensemble", {"loss": "huber"})
+
+
+def test_linear_schedule_decays_the_rate_over_the_epochs_not_the_clock() -> None:
+    """Plain SGD, one full batch per epoch, 4 epochs: steps of lr 0.1, 0.075, 0.05, 0.025."""
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    ref = copy.deepcopy(net)
+    X = torch.randn(16, 3)
+    y = X @ torch.tensor([[1.0], [-2.0], [0.5]])
+    cfg = TrainConfig(
+        max_epochs=4,
+        batch_size=16,
+        lr=0.1,
+        weight_decay=0.0,
+        optimizer="sgd",
+        momentum=0.0,
+        schedule="linear",
+    )
+    train_network(net, X, y, cfg, device=torch.device("cpu"))
+    for lr in (0.1, 0.075, 0.05, 0.025):
+        ref.zero_grad()
+        nn.MSELoss()(ref(X), y).backward()
+        with torch.no_grad():
+            for p in ref.parameters():
+                assert p.grad is not None
+                p -= lr * p.grad
+    assert torch.allclose(net.weight.detach(), ref.weight.detach(), atol=1e-6)
+    assert torch.allclose(net.bias.detach(), ref.bias.detach(), atol=1e-6)
+    with pytest.raises(UnknownSurrogateError, match="'linear' \\(over epochs\\)"):
+        make_surrogate("ensemble", {"schedule": "cosine"})
+    with pytest.raises(ValueError, match="'linear'"):
+        TrainConfig(schedule="cosine")  # type: ignore[arg-type]
