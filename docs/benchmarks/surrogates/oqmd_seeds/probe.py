@@ -16,28 +16,20 @@ Run from the repository root, with the shared data beside the checkout:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from loop.benchmark.surrogate_data import load_composition_table
-from surrogates import load_builtin, make_surrogate
-from surrogates.featurizers import ELEMNET_ELEMENTS
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "oqmd_weigh"))
+from probe import OPTIONS as WEIGH_OPTIONS  # noqa: E402  (the weight probe's)
+from probe import fit_on_val  # noqa: E402
 
-DATA = "../shared/data/composition/oqmd_formation_enthalpy/"
-OPTIONS = {
-    "size": "small",
-    "batch_size": 256,
-    "lr": 0.001,
-    "patience": 1000,
-    "epochs": 1000,
-    "schedule": "budget",
-    "loss": "laplace_nll",
-    "members": 4,
-    "time_budget": 900,
-}
+# the weight probe's options (weigh_noise off, the default) with the seed runs' budget
+OPTIONS = {**WEIGH_OPTIONS, "members": 4, "time_budget": 900}
 
 
 def members(model, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -55,26 +47,12 @@ def train(seed: int, path: str, epochs: int | None = None) -> None:
     """Fit on `val.csv`, save member predictions at the test and held-out rows to `path`;
     with `epochs`, train that many epochs per member on the linear schedule instead of the
     time budget."""
-    load_builtin()
     opts = dict(OPTIONS)
     if epochs is not None:
         del opts["time_budget"]
         opts.update(schedule="linear", epochs=epochs)
-    kw = {"input_column": "formula", "target_column": "target", "drop_abs_above": 5.0}
-    tr = load_composition_table(DATA + "val.csv", **kw)
-    te = load_composition_table(DATA + "test.csv", **kw)
-    X = torch.as_tensor(tr.X)
-    d = X.shape[1]
-    bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
     t0 = time.time()
-    fit = make_surrogate("elemnet-ensemble", opts).fit(
-        X,
-        torch.as_tensor(tr.y, dtype=torch.float32).reshape(-1, 1),
-        bounds=bounds,
-        seed=seed,
-        input_names=list(ELEMNET_ELEMENTS),
-        device="cpu",
-    )
+    tr, te, X, fit = fit_on_val(opts, seed)
     print(f"seed {seed}: fit {time.time() - t0:.0f} s, epochs {fit.info['epochs']}")
     model = fit.model.eval()
     held = fit.heldout_index.numpy()

@@ -11,6 +11,7 @@ half. Run from the repository root, with the shared data beside the checkout:
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ def parts(model, X: torch.Tensor) -> list[np.ndarray]:
     return [torch.cat(v).reshape(-1).double().numpy() for v in (mus, spreads, noises)]
 
 
-def main() -> None:
+def fit_on_val(options: dict[str, Any], seed: int) -> tuple[Any, Any, torch.Tensor, Any]:
+    """The training and test halves, the training inputs and an ensemble fitted on them."""
     load_builtin()
     kw = {"input_column": "formula", "target_column": "target", "drop_abs_above": 5}
     tr = load_composition_table(BASE + "val.csv", **kw)
@@ -56,15 +58,20 @@ def main() -> None:
     X = torch.as_tensor(tr.X)
     d = X.shape[1]
     bounds = torch.stack([torch.zeros(d), torch.ones(d)]).double()
-    t0 = time.time()
-    fit = make_surrogate("elemnet-ensemble", OPTIONS).fit(
+    fit = make_surrogate("elemnet-ensemble", options).fit(
         X,
         torch.as_tensor(tr.y, dtype=torch.float32).reshape(-1, 1),
         bounds=bounds,
-        seed=0,
+        seed=seed,
         input_names=list(ELEMNET_ELEMENTS),
         device="cpu",
     )
+    return tr, te, X, fit
+
+
+def main() -> None:
+    t0 = time.time()
+    tr, te, X, fit = fit_on_val(OPTIONS, 0)
     print("fit", time.time() - t0, fit.info["epochs"])
     model = fit.model.eval()
     held = fit.heldout_index
