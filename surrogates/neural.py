@@ -60,6 +60,7 @@ from surrogates.nets import MLP, MLPConfig, elemnet_config
 from surrogates.training import (
     LOSSES,
     NOISE_LOSSES,
+    SCHEDULES,
     TrainConfig,
     TrainReport,
     pick_device,
@@ -170,7 +171,7 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
             f"option optimizer of surrogate '{kind}' must be 'adamw' or 'sgd' (with momentum), "
             f"got {out['optimizer']!r}"
         )
-    if out["schedule"] not in ("plateau", "budget", "linear"):
+    if out["schedule"] not in SCHEDULES:
         raise UnknownSurrogateError(
             f"option schedule of surrogate '{kind}' must be 'plateau', 'budget' (linear decay "
             f"over time_budget) or 'linear' (over epochs), got {out['schedule']!r}"

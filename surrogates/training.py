@@ -27,6 +27,7 @@ __all__ = [
     "predict",
     "LOSSES",
     "NOISE_LOSSES",
+    "SCHEDULES",
     "noise_sd",
     "LOG_SCALE_LIMITS",
 ]
@@ -38,6 +39,8 @@ __all__ = [
 LOSSES = ("mae", "mse", "gaussian_nll", "laplace_nll")
 #: The losses that make a network predict its own noise, and the distribution each assumes.
 NOISE_LOSSES = {"gaussian_nll": "gaussian", "laplace_nll": "laplace"}
+#: Learning-rate schedules (see `TrainConfig.schedule`).
+SCHEDULES = ("plateau", "budget", "linear")
 #: Bounds on the predicted log scale in standardized units (`exp(-7)` is 0.1% of the target's
 #: standard deviation): outside them the likelihood's gradient vanishes or explodes.
 LOG_SCALE_LIMITS = (-7.0, 5.0)
@@ -116,7 +119,7 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.time_budget is not None and self.time_budget <= 0:
             raise ValueError(f"time_budget must be > 0 seconds, got {self.time_budget}")
-        if self.schedule not in ("plateau", "budget", "linear"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"schedule must be 'plateau', 'budget' or 'linear', got {self.schedule!r}"
             )
