@@ -22,6 +22,11 @@ mixture of Lakshminarayanan et al. 2017). That is what held-out statistics, cali
 benchmarks score. The predicted noise is weighted by `noise_scale` first (a second calibration
 factor), so the predictive variance is `sigma_scale^2 * (var_k(mu_k) + noise_scale^2 *
 mean_k(sigma_k^2))`.
+
+A model may carry an error model (`surrogates.error_model`, fitted on the calibration rows):
+`posterior(X, observation_noise=True)` is then that mixture (or, for networks that predict no
+noise, the members' spread) rescaled to the error model's standard deviation at each point; the
+latent posterior is unchanged.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from botorch.models.ensemble import EnsembleModel
 from botorch.posteriors.ensemble import EnsemblePosterior
 from torch import nn
 
+from surrogates.error_model import ErrorModel
 from surrogates.nets import MLP
 from surrogates.training import noise_sd
 
@@ -109,6 +115,8 @@ class _NetworkModel(EnsembleModel):
         self.register_buffer("sigma_scale", scale)
         nscale = torch.as_tensor(noise_scale, dtype=torch.float32).reshape(-1).expand(m).clone()
         self.register_buffer("noise_scale", nscale)
+        #: trees that set the predictive spread (`set_error_model`), or `None`
+        self.error_model: ErrorModel | None = None
 
     @property
     def device(self) -> torch.device:
@@ -116,8 +124,9 @@ class _NetworkModel(EnsembleModel):
 
     @property
     def predicts_noise(self) -> bool:
-        """Whether `posterior(X, observation_noise=True)` adds the networks' own noise."""
-        return self.noise is not None
+        """Whether `posterior(X, observation_noise=True)` differs from the latent posterior:
+        the networks predict their noise, or an error model sets the predictive spread."""
+        return self.noise is not None or self.error_model is not None
 
     def _per_output(self, scale: torch.Tensor | float) -> torch.Tensor:
         return (
@@ -129,6 +138,10 @@ class _NetworkModel(EnsembleModel):
 
     def set_noise_scale(self, scale: torch.Tensor | float) -> None:
         self.noise_scale = self._per_output(scale)
+
+    def set_error_model(self, error_model: ErrorModel | None) -> None:
+        """Let `error_model` set the predictive spread (`None`: the networks' own again)."""
+        self.error_model = error_model.to(self.device) if error_model is not None else None
 
     def _members(self, H: torch.Tensor) -> torch.Tensor:
         """`batch x s x n x m` (`2m` with noise) standardized network outputs for
@@ -144,23 +157,40 @@ class _NetworkModel(EnsembleModel):
     def member_values(self, H: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
         """Calibrated ensemble points in target units at `batch x n x D` features:
         `batch x s x n x m`, or `batch x 2s x n x m` with the members' noise."""
-        return self.values_from(self._members(H), observation_noise)
+        return self.values_from(self._members(H), observation_noise, H)
 
-    def values_from(self, out: torch.Tensor, observation_noise: bool = False) -> torch.Tensor:
-        """`member_values` from the members' raw outputs `out` (`_members`)."""
+    def values_from(
+        self, out: torch.Tensor, observation_noise: bool = False, H: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`member_values` from the members' raw outputs `out` (`_members`); with an error
+        model and `observation_noise`, the `batch x n x D` features `H` they came from too."""
         m = self._num_outputs
         mu = out[..., :m] * self.y_std + self.y_mean
         mean = mu.mean(dim=-3, keepdim=True)
-        if not observation_noise or self.noise is None:
+        if not observation_noise or not self.predicts_noise:
             return mean + self.sigma_scale * (mu - mean)
-        sd = self._noise(out)
-        # the unbiased variance over the 2s points is then var_s(mu) + mean_k(sd_k^2)
         s = mu.shape[-3]
-        b = math.sqrt((2 * s - 1) / (2 * s))
-        a = math.sqrt(s / (s - 1)) * b if s > 1 else 1.0
-        dev = a * (mu - mean)
-        pts = torch.cat([dev + b * sd, dev - b * sd], dim=-3)
-        return mean + self.sigma_scale * pts
+        if self.noise is not None:
+            sd = self._noise(out)
+            # the unbiased variance over the 2s points is then var_s(mu) + mean_k(sd_k^2)
+            b = math.sqrt((2 * s - 1) / (2 * s))
+            a = math.sqrt(s / (s - 1)) * b if s > 1 else 1.0
+            dev = a * (mu - mean)
+            pts = torch.cat([dev + b * sd, dev - b * sd], dim=-3)
+        else:
+            pts = mu - mean
+        if self.error_model is None:
+            return mean + self.sigma_scale * pts
+        if H is None:
+            raise ValueError("a model with an error model needs the features H of its outputs")
+        if pts.shape[-3] < 2:
+            # one point has no spread to rescale: two points at +- sd / sqrt(2)
+            unit = torch.ones_like(pts) / math.sqrt(2.0)
+            pts = torch.cat([unit, -unit], dim=-3)
+        else:
+            pts = pts / pts.var(dim=-3, keepdim=True).clamp_min(1e-24).sqrt()
+        sd = self.error_model(H, out).to(pts) * self.y_std
+        return mean + pts * sd.unsqueeze(-3)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """`batch x n x d` inputs (any dtype and device) to `batch x s x n x m` outputs in the
@@ -179,7 +209,7 @@ class _NetworkModel(EnsembleModel):
         predict their noise, the predictive distribution of a new measurement instead."""
         if isinstance(observation_noise, torch.Tensor):
             raise UnsupportedError("network ensembles predict their own noise; pass True")
-        if not observation_noise or self.noise is None:
+        if not observation_noise or not self.predicts_noise:
             return super().posterior(
                 X, output_indices=output_indices, posterior_transform=posterior_transform
             )

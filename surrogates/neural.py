@@ -55,6 +55,13 @@ import torch
 from surrogates.base import FitResult, Surrogate, UnknownSurrogateError, register_surrogate
 from surrogates.cgcnn import CGCNNConfig, CGCNNOnIndices
 from surrogates.ensemble import DeepEnsembleModel, InputMap, MCDropoutModel
+from surrogates.error_model import (
+    ERROR_MODEL_MIN_ROWS,
+    ERROR_MODELS,
+    ErrorModel,
+    error_features,
+    fit_error_model,
+)
 from surrogates.featurizers import ELEMNET_ELEMENTS, CompositionError, element_map
 from surrogates.nets import MLP, MLPConfig, elemnet_config
 from surrogates.training import (
@@ -108,6 +115,7 @@ _COMMON: dict[str, Any] = {
     "cal_fraction": 0.1,
     "calibrate": "curve",
     "weigh_noise": False,
+    "error_model": "none",
     "amp": True,
     "schedule": "plateau",
     "optimizer": "adamw",
@@ -193,6 +201,12 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
             f"option weigh_noise of surrogate '{kind}' must be true or false, got "
             f"{out['weigh_noise']!r}"
         )
+    if out["error_model"] not in ERROR_MODELS:
+        raise UnknownSurrogateError(
+            f"option error_model of surrogate '{kind}' must be one of {', '.join(ERROR_MODELS)} "
+            f"('trees': gradient-boosted trees fitted on the calibration rows set the "
+            f"predictive spread), got {out['error_model']!r}"
+        )
     if out["loss"] not in LOSSES:
         raise UnknownSurrogateError(
             f"option loss of surrogate '{kind}' must be one of {', '.join(LOSSES)} (the *_nll "
@@ -243,6 +257,8 @@ class NeuralSurrogate(Surrogate):
     elemnet: bool = False
     #: ElemNet dropout multiplier at the narrow sizes (`small`, `tiny`) when the option is unset
     narrow_dropout_scale: float = 1.0
+    #: whether the error model reads the network inputs (not for inputs that are row indices)
+    error_model_inputs: bool = True
     defaults: dict[str, Any] = {}
 
     def __init__(self, **options: Any) -> None:
@@ -419,6 +435,18 @@ class NeuralSurrogate(Surrogate):
             calibrated = True
         model.set_sigma_scale(scale.to(dev))
         sd = sd * scale
+        em_info: dict[str, Any] = {"error_model": "none"}
+        if self.opts["error_model"] != "none":
+            # a dedicated calibration split only: cross-fitted rows were seen by other members
+            if cal_idx.numel() >= ERROR_MODEL_MIN_ROWS:
+                assert torch.equal(held_idx.cpu(), cal_idx.cpu())
+                sd, em_info = self._error_model(model, H[cal_idx], Y[cal_idx], mu, seed)
+            else:
+                em_info["error_model_skipped"] = (
+                    f"{int(cal_idx.numel())} calibration rows, needs {ERROR_MODEL_MIN_ROWS} "
+                    f"(a calibration split is held out from {CAL_MIN_ROWS} rows on, "
+                    f"cal_fraction {self.opts['cal_fraction']:g} of them)"
+                )
         info = {
             "fit_seconds": round(time.perf_counter() - t0, 4),
             "n_train": int(n),
@@ -433,6 +461,7 @@ class NeuralSurrogate(Surrogate):
             "n_heldout": int(held_idx.numel()),
             "noise": self.noise,
             "noise_scale": [round(float(s), 6) for s in nscale] if m > 1 else float(nscale[0]),
+            **em_info,
             "warm_start": warm is not None,
             "parameters": sum(p.numel() for p in model.parameters()),
             "epochs": [r.epochs for r in reports],
@@ -454,6 +483,47 @@ class NeuralSurrogate(Surrogate):
             info=info,
             heldout_index=heldout_index,
         )
+
+    def _error_model(
+        self, model: Any, H: torch.Tensor, Y: torch.Tensor, mu: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Fit the error model on the `k` calibration rows (features `H`, truths `Y`, the
+        ensemble's means `mu` there) and give it to `model`.
+
+        Returns:
+            The `k x m` out-of-fold calibrated standard deviations at those rows (target units,
+            what the fit stores as held-out predictions) and the fit-info entries.
+        """
+        t0 = time.perf_counter()
+        m = Y.shape[1]
+        y_std = model.y_std.cpu()
+        with torch.no_grad():
+            raw = torch.cat(
+                [model._members(H[s : s + 8192]).cpu() for s in range(0, H.shape[0], 8192)], -2
+            )
+        feats = error_features(H.cpu(), raw, m, model.noise, self.error_model_inputs)
+        abs_err = (Y.float().cpu() - mu).abs() / y_std
+        em, oof = fit_error_model(
+            feats, abs_err, noise=model.noise, use_inputs=self.error_model_inputs, seed=seed
+        )
+        sd = oof * y_std
+        factors = calibration_factors(Y.float().cpu(), mu, sd)
+        cal = self.opts["calibrate"]
+        em.scale = factors[cal].float() if cal != "none" else torch.ones(m)
+        model.set_error_model(em)
+        info = {
+            "error_model": "trees",
+            "error_model_rows": int(H.shape[0]),
+            "error_model_scale": [round(float(v), 6) for v in em.scale]
+            if m > 1
+            else round(float(em.scale[0]), 6),
+            "error_model_scales": {
+                k: [round(float(v), 6) for v in f] if m > 1 else round(float(f[0]), 6)
+                for k, f in factors.items()
+            },
+            "error_model_seconds": round(time.perf_counter() - t0, 4),
+        }
+        return sd * em.scale, info
 
     def _usable_warm(
         self, warm: dict[str, Any] | None, in_dim: int, m: int
@@ -555,6 +625,7 @@ class NeuralSurrogate(Surrogate):
             "seed": int(seed),
             "noise": model.noise,
             "noise_scale": model.noise_scale.detach().cpu(),
+            "error_model": model.error_model.to_state() if model.error_model is not None else None,
         }
         if isinstance(model, DeepEnsembleModel):
             st["members"] = [_cpu_state(net) for net in model.nets]
@@ -826,11 +897,11 @@ def _posterior_stats(
     with torch.no_grad():
         for s in range(0, H.shape[0], chunk):
             raw = model._members(H[s : s + chunk])
-            out = model.values_from(raw, observation_noise=True)
+            out = model.values_from(raw, observation_noise=True, H=H[s : s + chunk])
             mus.append(out.mean(-3).cpu())
             sd = out.std(-3).cpu()
             sds.append(sd)
-            if model.predicts_noise:
+            if model.noise is not None:
                 nv = (model._noise(raw) * model.sigma_scale).pow(2).mean(-3).cpu()
                 nvs.append(torch.minimum(nv, sd.pow(2)))
             else:
@@ -842,6 +913,8 @@ def _posterior_stats(
 
 
 def _rebuilt(model: Any, state: dict[str, Any], t0: float, dev: torch.device) -> FitResult:
+    if state.get("error_model") is not None:
+        model.set_error_model(ErrorModel.from_state(state["error_model"]))
     m = int(state["y_mean"].numel())
     empty = torch.zeros(0, m, dtype=torch.double)
     scale = state["sigma_scale"]
@@ -922,6 +995,7 @@ class _CrystalGraphFamily(NeuralSurrogate):
     """CGCNN networks over candidate indices into the pool's `GraphStore`."""
 
     needs_structures = True
+    error_model_inputs = False
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -1012,6 +1086,7 @@ class _VoxelFamily(NeuralSurrogate):
     """3-D (or 2-D) CNNs over candidate indices into a stack of voxel images."""
 
     needs_images = True
+    error_model_inputs = False
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

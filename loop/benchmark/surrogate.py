@@ -279,6 +279,9 @@ class Prediction:
     y: np.ndarray | None = None
     #: Other calibration factors the fit computed but did not apply (name -> factor).
     alt_scales: dict[str, float] = field(default_factory=dict)
+    #: For a model with an error model: the sigmas without it (the networks' own spread,
+    #: calibrated by its own factor), scored beside the error model's.
+    sigma_plain: np.ndarray | None = None
 
 
 def _fit_mean(ytr: np.ndarray, n_test: int) -> Prediction:
@@ -380,32 +383,49 @@ def _fit_registry(
         warm_start=warm_start,
     )
     t1 = time.perf_counter()
-    model = fit.model
+    model: Any = fit.model
     model.eval()
     dtype, dev = _model_place(model)
-    means, sigmas = [], []
-    with torch.no_grad():
-        for i in range(0, Xte.shape[0], CHUNK):
-            # networks that predict their noise are scored on their predictive distribution
-            noisy = bool(getattr(model, "predicts_noise", False))
-            xb = Xte[i : i + CHUNK].to(device=dev, dtype=dtype)
-            post: Any = model.posterior(xb, observation_noise=noisy)
-            means.append(post.mean.reshape(-1).double().cpu().numpy())
-            sigmas.append(post.variance.clamp_min(0).sqrt().reshape(-1).double().cpu().numpy())
+    means, sigmas = _predict(model, Xte, dtype, dev)
     t2 = time.perf_counter()
     info = {k: v for k, v in fit.info.items() if _plain(v)}
-    scale = float(fit.info.get("sigma_scale", 1.0) or 1.0)
+    em = getattr(model, "error_model", None)
+    # with an error model its factor calibrates what is scored, and the plain spread is
+    # scored beside it
+    key = "error_model_scale" if em is not None else "sigma_scale"
+    scale = float(fit.info.get(key, 1.0) or 1.0)
     fit_s = float(fit.info.get("fit_seconds", t1 - t0))
     info["fit_call_seconds"] = round(t1 - t0, 4)
     chosen = fit.info.get("calibration")
     alt = {
         str(k): float(v)
-        for k, v in (fit.info.get("sigma_scales") or {}).items()
+        for k, v in (fit.info.get(key + "s") or {}).items()
         if k != chosen and isinstance(v, (int, float))
     }
-    return Prediction(
-        np.concatenate(means), np.concatenate(sigmas), scale, fit_s, t2 - t1, info, alt_scales=alt
-    )
+    plain = None
+    if em is not None:
+        model.set_error_model(None)
+        plain = _predict(model, Xte, dtype, dev)[1]
+        model.set_error_model(em)
+    return Prediction(means, sigmas, scale, fit_s, t2 - t1, info, alt_scales=alt, sigma_plain=plain)
+
+
+def _predict(
+    model: Any, X: torch.Tensor, dtype: torch.dtype, dev: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` posterior means and sigmas; networks that predict their noise (or carry an error
+    model) are scored on their predictive distribution."""
+    import torch
+
+    means, sigmas = [], []
+    with torch.no_grad():
+        for i in range(0, X.shape[0], CHUNK):
+            noisy = bool(getattr(model, "predicts_noise", False))
+            xb = X[i : i + CHUNK].to(device=dev, dtype=dtype)
+            post: Any = model.posterior(xb, observation_noise=noisy)
+            means.append(post.mean.reshape(-1).double().cpu().numpy())
+            sigmas.append(post.variance.clamp_min(0).sqrt().reshape(-1).double().cpu().numpy())
+    return np.concatenate(means), np.concatenate(sigmas)
 
 
 def _clean(x: Any) -> Any:
@@ -440,6 +460,7 @@ def summarize_folds(r: dict[str, Any]) -> None:
     folds = r["folds"]
     r["mean"], r["std"] = _summary(folds, "metrics")
     r["mean_raw"], r["std_raw"] = _summary(folds, "metrics_raw")
+    r["mean_plain"], r["std_plain"] = _summary(folds, "metrics_without_error_model")
     alt_names = sorted({n for f in folds for n in f.get("metrics_alt", {})})
     r["alt"] = {}
     for name in alt_names:
@@ -591,6 +612,10 @@ def run_surrogate_benchmark(
                 for name, f in sorted(pred.alt_scales.items())
             }
             fold_doc["sigma_scale_alt"] = dict(sorted(pred.alt_scales.items()))
+            if pred.sigma_plain is not None:
+                fold_doc["metrics_without_error_model"] = regression_metrics(
+                    yte, pred.mean, pred.sigma_plain, LEVELS
+                )
             results[m]["folds"].append(fold_doc)
             if sp is splits[0]:
                 pred.y = yte

@@ -111,6 +111,8 @@ def summary_rows(doc: dict[str, Any]) -> list[dict[str, str]]:
                 ),
                 (f" [raw sigma{nw}]", r["mean_raw"], r["std_raw"]),
             ]
+        if r.get("mean_plain"):
+            variants.insert(1, (" [without error model]", r["mean_plain"], r["std_plain"]))
         for suffix, mean, std in variants:
             row = {"model": _label(name, r["options"]) + suffix, "name": name + suffix}
             for m in _METRICS:

@@ -268,3 +268,40 @@ def test_folds_spread_over_runs_merge_into_the_one_run(tmp_path: Path) -> None:
         err = cli.fails("benchmark", "surrogate-merge", *extra, "-o", never)
         assert expected in err, err
         assert not never.exists()
+
+
+def test_an_error_model_is_scored_beside_the_networks_own_spread(tmp_path: Path) -> None:
+    """6,000 Fe-Ni-Cu-Al compositions whose measurements are noisy only where Al is present:
+    4,800 training rows, of which 15% (720) are the calibration split the trees learn from."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(4), 6000).round(3)
+    x[rng.random(6000) < 0.5, 3] = 0.0  # half the compositions without Al
+    x /= x.sum(1, keepdims=True)
+    noise = np.where(x[:, 3] > 0, 0.3, 0.01) * rng.standard_normal(6000)
+    y = -x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + noise
+    rows = [
+        "".join(f"{el}{v:.4f}" for el, v in zip(("Fe", "Ni", "Cu", "Al"), xi, strict=True) if v)
+        for xi in x
+    ]
+    data = tmp_path / "hetero.csv"
+    data.write_text("formula,target\n" + "".join(f"{f},{t:.5f}\n" for f, t in zip(rows, y)))
+    E = "elemnet-ensemble:"
+    doc = _run(
+        Cli(tmp_path), tmp_path / "em", "--data", data, "--split", "fixed", "--model",
+        "elemnet-ensemble", "--option", E + "size=tiny", "--option", E + "members=2",
+        "--option", E + "epochs=5", "--option", E + "lr=0.001", "--option",
+        E + "batch_size=128", "--option", E + "cal_fraction=0.15", "--option",
+        E + "error_model=trees",
+    )  # fmt: skip
+    fold = doc["models"]["elemnet-ensemble"]["folds"][0]
+    assert fold["info"]["error_model"] == "trees" and fold["info"]["error_model_rows"] == 720
+    # the scored sigma is the trees', calibrated by their own factor; same means either way
+    assert fold["sigma_scale"] == fold["info"]["error_model_scale"]
+    plain = fold["metrics_without_error_model"]
+    assert plain["mae"] == fold["metrics"]["mae"]
+    assert fold["metrics"]["spearman"] > plain["spearman"] + 0.1
+    assert fold["metrics"]["spearman"] > 0.4
+    md = (tmp_path / "em" / "results.md").read_text()
+    assert "error_model=trees) [without error model] |" in md

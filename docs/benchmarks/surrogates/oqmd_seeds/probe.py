@@ -58,7 +58,7 @@ def train(seed: int, path: str, epochs: int | None = None) -> None:
     held = fit.heldout_index.numpy()
     mu, sd = members(model, torch.as_tensor(te.X))
     hmu, hsd = members(model, X[held])
-    np.savez(path, mu=mu, sd=sd, y=te.y, hmu=hmu, hsd=hsd, hy=tr.y[held])
+    np.savez(path, mu=mu, sd=sd, y=te.y, hmu=hmu, hsd=hsd, hy=tr.y[held], held=held)
 
 
 def sp(a: np.ndarray, b: np.ndarray) -> float:
