@@ -24,7 +24,14 @@ index in a `[structures]` pool, whose crystal graphs the engine gives them with
    miscalibration area, or (`"rms"`) `s = sqrt(mean(((y - mu) / sigma)^2))`; both are stored
    with the fit. Errors of composition models are heavy-tailed, and the rms factor then widens
    every interval to cover the tails (OQMD, ElemNet ensemble: miscalibration area 0.19 with
-   it, 0.03 with the curve factor, 0.10 raw).
+   it, 0.03 with the curve factor, 0.10 raw);
+4. with `error_model = "trees"` and at least `ERROR_MODEL_MIN_ROWS` calibration rows, fits
+   gradient-boosted trees there that predict the size of the ensemble's errors from the inputs
+   and the ensemble's own summary (`surrogates.error_model`); they then set the predictive
+   spread, calibrated by their own factor fitted on their out-of-fold predictions, and the
+   held-out predictions the fit stores are those out-of-fold ones. The networks' own factor is
+   still fitted and stored, and without enough rows the fit keeps the networks' spread and says
+   why in its info (`error_model_skipped`).
 
 Noise: with `loss = "laplace_nll"` (or `"gaussian_nll"`) every network also predicts a log
 scale per target and trains on the likelihood, so the predictive spread is the members'

@@ -40,6 +40,7 @@ def test_trees_evaluate_as_scikit_learn_and_survive_a_checkpoint() -> None:
     Xt = rng.random((400, 6))
     want = gbr.predict(Xt.astype(np.float32))
     assert np.abs(trees(torch.from_numpy(Xt)).numpy() - want).max() < 1e-10
+    assert torch.equal(trees(torch.from_numpy(Xt), chunk=7), trees(torch.from_numpy(Xt)))
     again = TreeEnsemble.from_state(_roundtrip(trees.to_state()))  # type: ignore[arg-type]
     assert torch.equal(again(torch.from_numpy(Xt)), trees(torch.from_numpy(Xt)))
     assert again.depth == TREE_SETTINGS["max_depth"]

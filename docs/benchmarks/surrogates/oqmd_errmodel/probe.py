@@ -2,9 +2,10 @@
 
 Loads the member predictions that `oqmd_seeds/probe.py --save` wrote (test rows and the fit's
 held-out calibration rows, with their indices), fits gradient-boosted trees that predict the
-ensemble's |error| on the calibration rows from the ensemble's own spread, noise and mean and
-from the composition, and scores Spearman(|error|, prediction) on the test half against the
-model's own sigma. Run from the repository root, with the shared data beside the checkout:
+ensemble's log |error| on the calibration rows from the ensemble's own spread, noise and mean and
+from the composition (histogram trees, and the trees of `error_model = "trees"`), and scores
+Spearman(|error|, prediction) on the test half against the model's own sigma. Run from the
+repository root, with the shared data beside the checkout:
 
     python docs/benchmarks/surrogates/oqmd_seeds/probe.py --seed 2 --epochs 60 --save /tmp/s2.npz
     python docs/benchmarks/surrogates/oqmd_errmodel/probe.py /tmp/s2.npz
@@ -16,12 +17,22 @@ import sys
 
 import numpy as np
 from scipy.stats import spearmanr
-from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 
 from loop.benchmark.surrogate_data import load_composition_table
+from surrogates.error_model import ERROR_FLOOR, TREE_SETTINGS
 
 BASE = "../shared/data/composition/oqmd_formation_enthalpy/"
+#: the first screen's histogram trees
+HIST = {
+    "max_iter": 200,
+    "learning_rate": 0.05,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "random_state": 0,
+}
 
 
 def sp(a: np.ndarray, b: np.ndarray) -> float:
@@ -52,22 +63,20 @@ def main() -> None:
     for name, comp in (("sigma parts + mean", False), ("sigma parts + mean + composition", True)):
         Fh = features(z["hmu"], z["hsd"], Xh if comp else None)
         Ft = features(z["mu"], z["sd"], Xt if comp else None)
-        for target in ("abs", "log"):
-            t = err_h if target == "abs" else np.log(err_h + 1e-4)
-            kwargs = {
-                "max_iter": 200,
-                "learning_rate": 0.05,
-                "max_leaf_nodes": 15,
-                "min_samples_leaf": 40,
-                "l2_regularization": 1.0,
-                "random_state": 0,
-            }
+        t = np.log(err_h + ERROR_FLOOR)
+        models = {
+            "histogram trees": lambda: HistGradientBoostingRegressor(**HIST),
+            "the surrogate's trees (TREE_SETTINGS)": lambda: GradientBoostingRegressor(
+                **TREE_SETTINGS, random_state=0
+            ),
+        }
+        for label, make in models.items():
             oof = np.zeros(len(t))
             for a, b in KFold(5, shuffle=True, random_state=0).split(Fh):
-                oof[b] = HistGradientBoostingRegressor(**kwargs).fit(Fh[a], t[a]).predict(Fh[b])
-            pred = HistGradientBoostingRegressor(**kwargs).fit(Fh, t).predict(Ft)
+                oof[b] = make().fit(Fh[a], t[a]).predict(Fh[b])
+            pred = make().fit(Fh, t).predict(Ft)
             print(
-                f"error model on {name}, target {target}: spearman test {sp(err_t, pred):.3f}, "
+                f"{label} on {name}: spearman test {sp(err_t, pred):.3f}, "
                 f"held-out out-of-fold {sp(err_h, oof):.3f}"
             )
 
