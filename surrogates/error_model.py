@@ -34,8 +34,11 @@ __all__ = [
     "fit_error_model",
 ]
 
-#: Values of the surrogate option `error_model`.
-ERROR_MODELS = ("none", "trees")
+#: Values of the surrogate option `error_model`: `"auto"` (the default) fits the trees whenever
+#: the fit holds out at least `ERROR_MODEL_MIN_ROWS` calibration rows and keeps the networks'
+#: spread otherwise; `"trees"` asks for them (and says in the fit info when there are too few
+#: rows); `"none"` never fits them.
+ERROR_MODELS = ("auto", "none", "trees")
 #: Calibration rows below which no error model is fitted (the fit keeps the plain spread).
 ERROR_MODEL_MIN_ROWS = 500
 #: The trees' settings: on OQMD (5,124 calibration rows, 89 features; a 4-member ElemNet-small

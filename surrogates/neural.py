@@ -25,9 +25,10 @@ index in a `[structures]` pool, whose crystal graphs the engine gives them with
    with the fit. Errors of composition models are heavy-tailed, and the rms factor then widens
    every interval to cover the tails (OQMD, ElemNet ensemble: miscalibration area 0.19 with
    it, 0.03 with the curve factor, 0.10 raw);
-4. with `error_model = "trees"` and at least `ERROR_MODEL_MIN_ROWS` calibration rows, fits
-   gradient-boosted trees there that predict the size of the ensemble's errors from the inputs
-   and the ensemble's own summary (`surrogates.error_model`); they then set the predictive
+4. with at least `ERROR_MODEL_MIN_ROWS` calibration rows (and `error_model` "auto", the
+   default, or "trees"; "none" turns it off), fits gradient-boosted trees there that predict
+   the size of the ensemble's errors from the inputs and the ensemble's own summary
+   (`surrogates.error_model`); they then set the predictive
    spread, calibrated by their own factor fitted on their out-of-fold predictions, and the
    held-out predictions the fit stores are those out-of-fold ones. The networks' own factor is
    still fitted and stored, and without enough rows the fit keeps the networks' spread and says
@@ -122,7 +123,7 @@ _COMMON: dict[str, Any] = {
     "cal_fraction": 0.1,
     "calibrate": "curve",
     "weigh_noise": False,
-    "error_model": "none",
+    "error_model": "auto",
     "amp": True,
     "schedule": "plateau",
     "optimizer": "adamw",
@@ -212,7 +213,9 @@ def _check_options(kind: str, options: dict[str, Any], defaults: dict[str, Any])
         raise UnknownSurrogateError(
             f"option error_model of surrogate '{kind}' must be one of {', '.join(ERROR_MODELS)} "
             f"('trees': gradient-boosted trees fitted on the calibration rows set the "
-            f"predictive spread), got {out['error_model']!r}"
+            f"predictive spread; 'auto': trees when there are {ERROR_MODEL_MIN_ROWS} "
+            f"calibration rows or more; 'none': the networks' own spread), got "
+            f"{out['error_model']!r}"
         )
     if out["loss"] not in LOSSES:
         raise UnknownSurrogateError(

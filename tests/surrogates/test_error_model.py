@@ -63,17 +63,22 @@ def _sd(model: object, X: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize(
     ("name", "opts", "gain"),
     [
-        # members that predict no noise: their spread alone misses the noisy region
+        # members that predict no noise: their spread alone misses the noisy region (the
+        # default error_model, "auto", fits the trees with 600 calibration rows)
         ("ensemble", {"members": 3}, 0.2),
         # a noise head that can learn this noise from the training rows: the trees keep it
-        ("mc-dropout", {"samples": 8, "dropout": 0.1, "loss": "laplace_nll"}, -0.05),
+        (
+            "mc-dropout",
+            {"samples": 8, "dropout": 0.1, "loss": "laplace_nll", "error_model": "trees"},
+            -0.05,
+        ),
     ],
 )
 def test_the_error_model_finds_where_the_errors_are(name: str, opts: dict, gain: float) -> None:
     X, Y = _hetero(6000, 0)
     s = make_surrogate(
         name,
-        {**opts, "hidden": [32, 32], "epochs": 20, "batch_size": 128, "error_model": "trees"},
+        {**opts, "hidden": [32, 32], "epochs": 20, "batch_size": 128},
     )
     fit = s.fit(X, Y, bounds=torch.stack([torch.zeros(3), torch.ones(3)]).double(), seed=0)
     assert fit.info["error_model"] == "trees"
@@ -117,8 +122,27 @@ def test_too_few_calibration_rows_keep_the_networks_spread() -> None:
     assert not fit.model.predicts_noise  # a plain ensemble: no predictive spread of its own
 
 
+def test_error_model_none_keeps_the_networks_spread_and_auto_needs_enough_rows() -> None:
+    bounds = torch.stack([torch.zeros(3), torch.ones(3)]).double()
+    X, Y = _hetero(6000, 0)
+    opts = {"members": 2, "hidden": [16], "epochs": 3, "batch_size": 256}
+    off = make_surrogate("ensemble", {**opts, "error_model": "none"}).fit(
+        X, Y, bounds=bounds, seed=0
+    )
+    assert off.info["error_model"] == "none" and "error_model_skipped" not in off.info
+    assert off.model.error_model is None and off.state["error_model"] is None
+    on = make_surrogate("ensemble", opts).fit(X, Y, bounds=bounds, seed=0)
+    assert on.info["error_model"] == "trees" and on.model.error_model is not None
+    # the same networks: only the spread differs
+    assert torch.equal(on.heldout_mean, off.heldout_mean)
+    assert not torch.equal(on.heldout_std, off.heldout_std)
+    few = make_surrogate("ensemble", opts).fit(X[:1200], Y[:1200], bounds=bounds, seed=0)
+    assert few.info["error_model"] == "none" and few.model.error_model is None
+    assert "120 calibration rows, needs 500" in few.info["error_model_skipped"]
+
+
 def test_the_option_is_checked() -> None:
-    with pytest.raises(UnknownSurrogateError, match="error_model .* none, trees"):
+    with pytest.raises(UnknownSurrogateError, match="error_model .* auto, none, trees"):
         make_surrogate("elemnet-ensemble", {"error_model": "forest"})
 
 
