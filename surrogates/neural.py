@@ -28,11 +28,11 @@ index in a `[structures]` pool, whose crystal graphs the engine gives them with
 4. with at least `ERROR_MODEL_MIN_ROWS` calibration rows (and `error_model` "auto", the
    default, or "trees"; "none" turns it off), fits gradient-boosted trees there that predict
    the size of the ensemble's errors from the inputs and the ensemble's own summary
-   (`surrogates.error_model`); they then set the predictive
-   spread, calibrated by their own factor fitted on their out-of-fold predictions, and the
-   held-out predictions the fit stores are those out-of-fold ones. The networks' own factor is
-   still fitted and stored, and without enough rows the fit keeps the networks' spread and says
-   why in its info (`error_model_skipped`).
+   (`surrogates.error_model`); they then set the predictive spread, calibrated by their own
+   factor fitted on their out-of-fold predictions, and the held-out predictions the fit stores
+   are those out-of-fold ones. The networks' own factor is still fitted and stored, and without
+   enough rows the fit keeps the networks' spread and says why in its info
+   (`error_model_skipped`).
 
 Noise: with `loss = "laplace_nll"` (or `"gaussian_nll"`) every network also predicts a log
 scale per target and trains on the likelihood, so the predictive spread is the members'
