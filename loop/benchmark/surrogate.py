@@ -652,28 +652,50 @@ def calibration_points(pred: Prediction) -> tuple[np.ndarray, np.ndarray]:
 _FOLD_PICKS = ("folds_run", "fold_numbers")
 
 
-def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def merge_results(
+    runs: list[tuple[str, dict[str, Any]]], models: list[str] | None = None
+) -> dict[str, Any]:
     """One results document from runs of one protocol over different folds (`--fold`).
 
     Args:
         runs: (file name, results document) pairs, as `run_surrogate_benchmark` writes them
             (format `RESULTS_FORMAT`, checked by the reader: `report.load_results`).
+        models: Merge only these models (each run must hold them, with the same options); the
+            runs may then differ in their other models, e.g. a baseline run on one fold only.
+            None: every run must hold the same models.
 
     Returns:
         The document of all their folds, as one run over them would write it, with each fold
-        marked with the hardware it ran on and `merged_from` listing the runs.
+        marked with the hardware it ran on and `merged_from` listing the runs (and the models
+        each one had that were left out).
 
     Raises:
         LoopError: Fewer than two runs, runs on other data or under other settings or models,
-            or a fold run twice.
+            a picked model missing from a run, or a fold run twice.
     """
     if len(runs) < 2:
         raise LoopError("merging needs at least two results files", "name two or more")
     base_name, base = runs[0]
+    picked = list(dict.fromkeys(models)) if models else None
+    for name, doc in runs:
+        missing = [m for m in picked or [] if m not in doc["models"]]
+        if missing:
+            raise LoopError(
+                f"{name}: has no model {', '.join(map(repr, missing))} "
+                f"(it ran {', '.join(doc['models'])})",
+                "pick with --model only models that every run holds",
+            )
+
+    def kept(doc: dict[str, Any]) -> list[str]:
+        return picked if picked else list(doc["models"])
 
     def same(doc: dict[str, Any], key: str) -> Any:
         if key == "settings":
-            return {k: v for k, v in doc["settings"].items() if k not in _FOLD_PICKS}
+            s = {k: v for k, v in doc["settings"].items() if k not in _FOLD_PICKS}
+            if picked:
+                s["models"] = picked
+                s["options"] = {m: o for m, o in s["options"].items() if m in picked}
+            return s
         if key == "data":
             return {k: v for k, v in (doc.get(key) or {}).items() if k != "path"}
         return doc.get(key)
@@ -690,7 +712,8 @@ def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                 )
                 raise LoopError(
                     f"{name}: {key} differs from {base_name} ({', '.join(map(str, diff))})",
-                    "merge only runs of one protocol, data and models that differ in their folds",
+                    "merge only runs of one protocol, data and models that differ in their "
+                    "folds (--model picks the models that runs with other baselines share)",
                 )
         for fold in doc["folds_run"]:
             if fold in seen:
@@ -699,19 +722,23 @@ def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                     "merge each fold once: leave one of the two files out",
                 )
             seen[fold] = name
-    models: dict[str, dict[str, Any]] = {
-        m: {"options": r["options"], "folds": []} for m, r in base["models"].items()
+    merged: dict[str, dict[str, Any]] = {
+        m: {"options": base["models"][m]["options"], "folds": []} for m in kept(base)
     }
     for _, doc in runs:
-        for m, r in doc["models"].items():
-            for fold_doc in r["folds"]:
-                models[m]["folds"].append({**fold_doc, "hardware": doc["hardware"]["summary"]})
-    for r in models.values():
+        for m in kept(doc):
+            for fold_doc in doc["models"][m]["folds"]:
+                merged[m]["folds"].append({**fold_doc, "hardware": doc["hardware"]["summary"]})
+    for r in merged.values():
         r["folds"].sort(key=lambda f: f["fold"])
         summarize_folds(r)
     summaries = list(dict.fromkeys(doc["hardware"]["summary"] for _, doc in runs))
     hardware_doc = {**base["hardware"], "summary": "; ".join(summaries)}
-    settings = {**base["settings"], "folds_run": None, "fold_numbers": sorted(f + 1 for f in seen)}
+    settings = {
+        **same(base, "settings"),
+        "folds_run": None,
+        "fold_numbers": sorted(f + 1 for f in seen),
+    }
     return _clean(
         {
             "format": base["format"],
@@ -721,7 +748,7 @@ def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             "folds_run": sorted(seen),
             "folds_total": base["folds_total"],
             "hardware": hardware_doc,
-            "models": models,
+            "models": merged,
             "merged_from": [
                 {
                     "file": name,
@@ -729,6 +756,7 @@ def merge_results(runs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                     "folds_run": doc["folds_run"],
                     "hardware": doc["hardware"]["summary"],
                     "wall_seconds": doc.get("wall_seconds"),
+                    "models_left_out": [m for m in doc["models"] if m not in merged] or None,
                 }
                 for name, doc in runs
             ],

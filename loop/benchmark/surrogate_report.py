@@ -155,6 +155,7 @@ def surrogate_markdown(doc: dict[str, Any]) -> str:
         *(
             f"- merged from `{r['file']}`: folds {[f + 1 for f in r['folds_run']]}, "
             f"{r['hardware']}, {_num(r.get('wall_seconds'))} s wall"
+            + (f"; left out: {', '.join(r['models_left_out'])}" if r.get("models_left_out") else "")
             for r in doc.get("merged_from") or []
         ),
         "",

@@ -386,20 +386,29 @@ def surrogate_merge(
         ..., help="results.json files of `loop benchmark surrogate` runs over different folds."
     ),
     out: Path = typer.Option(Path("surrogate-benchmark"), "--out", "-o", help="Output folder."),
+    model: list[str] = typer.Option(
+        [],
+        "--model",
+        "-m",
+        help="Merge only this model (repeatable); every run must hold it. Default: all, and "
+        "every run must hold the same models.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the results JSON."),
 ) -> None:
     """Join runs of one protocol over different folds (`--fold`) into one results.json and
     results.md, as one run over all their folds would write them (plots stay with each run).
 
     The runs must share the data (by checksum), split, models, options and seeds; each fold
-    may come from one run only. Each fold keeps the hardware it ran on.
+    may come from one run only. Each fold keeps the hardware it ran on. With `--model`, only
+    the named models are merged and must match; the runs may differ in the others (a baseline
+    run on one fold only), and the merge lists what it left out of each run.
     """
     from loop.benchmark.report import load_results
     from loop.benchmark.surrogate import RESULTS_FORMAT, merge_results
     from loop.benchmark.surrogate_report import surrogate_markdown
 
     runs = [(str(p), load_results(p, RESULTS_FORMAT, "loop benchmark surrogate")) for p in files]
-    doc = merge_results(runs)
+    doc = merge_results(runs, model or None)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1))
     (out / "results.md").write_text(surrogate_markdown(doc))

@@ -270,6 +270,38 @@ def test_folds_spread_over_runs_merge_into_the_one_run(tmp_path: Path) -> None:
         assert not never.exists()
 
 
+def test_merge_picks_the_models_that_runs_with_another_baseline_share(tmp_path: Path) -> None:
+    """A baseline run on one fold only: `--model` merges the models every run holds and says
+    what it left out; without it, or naming a model a run lacks, the merge is refused."""
+    cli = Cli(tmp_path)
+    rf = ["--model", "rf", "--option", "rf:n_estimators=20", "--folds", "3"]
+    whole = _run(cli, tmp_path / "all", *rf)
+    a = tmp_path / "a" / "results.json"
+    _run(cli, tmp_path / "a", "--model", "mean", *rf, "--fold", "1")
+    b = tmp_path / "b" / "results.json"
+    _run(cli, tmp_path / "b", *rf, "--fold", "2", "--fold", "3")
+    merged = cli.json("benchmark", "surrogate-merge", a, b, "-m", "rf", "-o", tmp_path / "m")
+    assert list(merged["models"]) == ["rf"] and merged["settings"]["models"] == ["rf"]
+    assert list(merged["settings"]["options"]) == ["rf"]
+    got, want = merged["models"]["rf"], whole["models"]["rf"]
+    assert [f["fold"] for f in got["folds"]] == [0, 1, 2]
+    for key in ("mae", "rmse", "miscal_area", "spearman"):
+        assert got["mean"][key] == pytest.approx(want["mean"][key], rel=1e-9)
+    assert [r["models_left_out"] for r in merged["merged_from"]] == [["mean"], None]
+    md = (tmp_path / "m" / "results.md").read_text()
+    assert f"merged from `{a}`: folds [1]" in md and "; left out: mean" in md
+    assert "| mean |" not in md
+
+    for extra, expected in [
+        ([], "settings differs from"),
+        (["-m", "mean"], f"{b}: has no model 'mean' (it ran rf)"),
+    ]:
+        never = tmp_path / "never"
+        err = cli.fails("benchmark", "surrogate-merge", a, b, *extra, "-o", never)
+        assert expected in err, err
+        assert not never.exists()
+
+
 def test_an_error_model_is_scored_beside_the_networks_own_spread(tmp_path: Path) -> None:
     """6,000 Fe-Ni-Cu-Al compositions whose measurements are noisy only where Al is present:
     4,800 training rows, of which 15% (720) are the calibration split the trees learn from."""
