@@ -686,9 +686,6 @@ def merge_results(
                 "pick with --model only models that every run holds",
             )
 
-    def kept(doc: dict[str, Any]) -> list[str]:
-        return picked if picked else list(doc["models"])
-
     def same(doc: dict[str, Any], key: str) -> Any:
         if key == "settings":
             s = {k: v for k, v in doc["settings"].items() if k not in _FOLD_PICKS}
@@ -723,10 +720,10 @@ def merge_results(
                 )
             seen[fold] = name
     merged: dict[str, dict[str, Any]] = {
-        m: {"options": base["models"][m]["options"], "folds": []} for m in kept(base)
+        m: {"options": base["models"][m]["options"], "folds": []} for m in picked or base["models"]
     }
     for _, doc in runs:
-        for m in kept(doc):
+        for m in merged:  # the settings check made every run hold these
             for fold_doc in doc["models"][m]["folds"]:
                 merged[m]["folds"].append({**fold_doc, "hardware": doc["hardware"]["summary"]})
     for r in merged.values():
